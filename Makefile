@@ -1,0 +1,63 @@
+# Builds ngx_http_registry_module.so against Debian's nginx-dev, the way
+# dh_nginx does: a copy of /usr/share/nginx/src configured with the packaged
+# binary's own flags (--with-compat), then only the modules are compiled.
+
+SHELL       := /bin/bash
+NGX_SRC     ?= /usr/share/nginx/src
+BUILD       ?= $(CURDIR)/build
+MODULE      := $(BUILD)/nginx/objs/ngx_http_registry_module.so
+CC_OPT      ?= -g -O2 -fstack-protector-strong -Wall -Wextra \
+               -Wno-unused-parameter -Werror -fPIC
+
+DESTDIR     ?=
+MODULES_DIR ?= /usr/lib/nginx/modules
+AVAIL_DIR   ?= /usr/share/nginx/modules-available
+ENABLED_DIR ?= /etc/nginx/modules-enabled
+CONF_DIR    ?= /etc/nginx
+
+PORT        ?= 5000
+CACHE       ?= /var/cache/nginx/registry
+RUN_DIR     ?= $(BUILD)/run
+
+SOURCES := config $(wildcard ngx_registry_module/*.c ngx_registry_module/*.h)
+
+.PHONY: all module test install uninstall run clean
+
+all: module
+
+module: $(MODULE)
+
+$(BUILD)/nginx/Makefile: config $(NGX_SRC)/conf_flags
+	rm -rf $(BUILD)/nginx
+	mkdir -p $(BUILD)
+	cp -a $(NGX_SRC) $(BUILD)/nginx
+	cd $(BUILD)/nginx && source ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" --with-cc-opt="$(CC_OPT)" \
+	        --add-dynamic-module=$(CURDIR) > $(BUILD)/configure.log 2>&1 \
+	    || { tail -30 $(BUILD)/configure.log; exit 1; }
+
+$(MODULE): $(BUILD)/nginx/Makefile $(SOURCES)
+	$(MAKE) -C $(BUILD)/nginx -f objs/Makefile modules
+
+test: module
+	prove -r t
+
+# As Debian's libnginx-mod-* packages lay a module out.
+install: module
+	install -d $(DESTDIR)$(MODULES_DIR) $(DESTDIR)$(AVAIL_DIR) \
+	    $(DESTDIR)$(ENABLED_DIR) $(DESTDIR)$(CONF_DIR)
+	install -m 644 $(MODULE) $(DESTDIR)$(MODULES_DIR)/
+	echo 'load_module modules/ngx_http_registry_module.so;' \
+	    > $(DESTDIR)$(AVAIL_DIR)/mod-http-registry.conf
+	ln -sf $(AVAIL_DIR)/mod-http-registry.conf \
+	    $(DESTDIR)$(ENABLED_DIR)/50-mod-http-registry.conf
+	install -m 644 registry_params $(DESTDIR)$(CONF_DIR)/registry_params
+
+uninstall:
+	rm -f $(DESTDIR)$(ENABLED_DIR)/50-mod-http-registry.conf \
+	    $(DESTDIR)$(AVAIL_DIR)/mod-http-registry.conf \
+	    $(DESTDIR)$(MODULES_DIR)/ngx_http_registry_module.so \
+	    $(DESTDIR)$(CONF_DIR)/registry_params
+
+clean:
+	rm -rf $(BUILD)

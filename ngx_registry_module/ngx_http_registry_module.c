@@ -1,0 +1,943 @@
+
+/*
+ * Copyright (C) ngx_registry_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_registry_module.h"
+
+
+static ngx_int_t ngx_http_registry_handler(ngx_http_request_t *r);
+static ngx_http_registry_t *ngx_http_registry_lookup(
+    ngx_http_registry_main_conf_t *rmcf, ngx_str_t *name);
+static ngx_http_registry_t *ngx_http_registry_select(ngx_http_request_t *r,
+    ngx_http_registry_path_t *path, ngx_http_registry_args_t *args,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_error_t *err);
+static ngx_int_t ngx_http_registry_upstream_uri(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_path_t *path,
+    ngx_http_registry_args_t *args);
+static ngx_int_t ngx_http_registry_send(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *body);
+static ngx_int_t ngx_http_registry_send_error(ngx_http_request_t *r,
+    ngx_http_registry_error_t *err);
+static ngx_int_t ngx_http_registry_set_header(ngx_http_request_t *r,
+    ngx_str_t *key, ngx_str_t *value);
+static ngx_int_t ngx_http_registry_header_filter(ngx_http_request_t *r);
+
+static ngx_int_t ngx_http_registry_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_registry_name_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_registry_upstream_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+static char *ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_registry_alias(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_registry_add_variables(ngx_conf_t *cf);
+static void *ngx_http_registry_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_registry_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_registry_init(ngx_conf_t *cf);
+
+
+static ngx_command_t  ngx_http_registry_commands[] = {
+
+    { ngx_string("registry"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
+      ngx_http_registry,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("registry_alias"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE2,
+      ngx_http_registry_alias,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("registry_default"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_registry_loc_conf_t, default_name),
+      NULL },
+
+    { ngx_string("registry_mirror"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_registry_loc_conf_t, mirror),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_registry_module_ctx = {
+    ngx_http_registry_add_variables,       /* preconfiguration */
+    ngx_http_registry_init,                /* postconfiguration */
+
+    ngx_http_registry_create_main_conf,    /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_registry_create_loc_conf,     /* create location configuration */
+    ngx_http_registry_merge_loc_conf       /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_registry_module = {
+    NGX_MODULE_V1,
+    &ngx_http_registry_module_ctx,         /* module context */
+    ngx_http_registry_commands,            /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_registry_vars[] = {
+
+    { ngx_string("registry_upstream"), NULL,
+      ngx_http_registry_upstream_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_name"), NULL,
+      ngx_http_registry_name_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_uri"), NULL,
+      ngx_http_registry_variable,
+      offsetof(ngx_http_registry_ctx_t, uri),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_repository"), NULL,
+      ngx_http_registry_variable,
+      offsetof(ngx_http_registry_ctx_t, repository),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_reference"), NULL,
+      ngx_http_registry_variable,
+      offsetof(ngx_http_registry_ctx_t, reference),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_str_t  ngx_http_registry_api_header =
+    ngx_string("Docker-Distribution-API-Version");
+static ngx_str_t  ngx_http_registry_api_version = ngx_string("registry/2.0");
+static ngx_str_t  ngx_http_registry_allow_header = ngx_string("Allow");
+static ngx_str_t  ngx_http_registry_ns_header = ngx_string("OCI-Namespace");
+static ngx_str_t  ngx_http_registry_json =
+    ngx_string("application/json; charset=utf-8");
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+/*
+ * The route and validate steps, in the preaccess phase: after rewrites,
+ * before the access phase (where an authorisation step belongs) and before
+ * the content phase, where proxy_pass and proxy_cache serve the request.
+ * Anything that fails here is answered with an OCI error and never goes
+ * upstream.
+ */
+
+static ngx_int_t
+ngx_http_registry_handler(ngx_http_request_t *r)
+{
+    u_char                        *q, *last;
+    ngx_int_t                      rc;
+    ngx_str_t                      body;
+    ngx_http_registry_ctx_t       *ctx;
+    ngx_http_registry_path_t       path;
+    ngx_http_registry_args_t       args;
+    ngx_http_registry_error_t      err;
+    ngx_http_registry_loc_conf_t  *rlcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
+
+    if (!rlcf->mirror || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_get_module_ctx(r, ngx_http_registry_module) != NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        err.status = NGX_HTTP_NOT_ALLOWED;
+        ngx_str_set(&err.code, "UNSUPPORTED");
+        ngx_str_set(&err.message, "this mirror only serves GET and HEAD");
+        goto failed;
+    }
+
+    last = r->unparsed_uri.data + r->unparsed_uri.len;
+
+    q = ngx_strlchr(r->unparsed_uri.data, last, '?');
+    if (q == NULL) {
+        q = last;
+    }
+
+    if (ngx_http_registry_parse_path(r->unparsed_uri.data,
+                                     q - r->unparsed_uri.data, &path, &err)
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    if (q < last) {
+        q++;
+    }
+
+    if (ngx_http_registry_parse_args(q, last - q, &args, &err) != NGX_OK) {
+        goto failed;
+    }
+
+    if (path.endpoint == NGX_HTTP_REGISTRY_BASE) {
+        ngx_str_set(&body, "{}\n");
+        rc = ngx_http_registry_send(r, NGX_HTTP_OK, &body);
+        ngx_http_finalize_request(r, rc);
+        return NGX_DONE;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_registry_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->registry = ngx_http_registry_select(r, &path, &args, ctx, &err);
+    if (ctx->registry == NULL) {
+        goto failed;
+    }
+
+    if (ngx_http_registry_upstream_uri(r, ctx, &path, &args) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_registry_module);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "registry: \"%V\" %V%V",
+                   &ctx->registry->name, &ctx->registry->upstream, &ctx->uri);
+
+    return NGX_DECLINED;
+
+failed:
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "registry: refused \"%V\": %V %V",
+                  &r->unparsed_uri, &err.code, &err.message);
+
+    rc = ngx_http_registry_send_error(r, &err);
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+/*
+ * The precedence: a registry in the path, containerd's "ns", the host
+ * alias the request came in on, the default registry.  A registry named
+ * by the client that is not configured is never guessed at or contacted.
+ */
+
+static ngx_http_registry_t *
+ngx_http_registry_select(ngx_http_request_t *r,
+    ngx_http_registry_path_t *path, ngx_http_registry_args_t *args,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_error_t *err)
+{
+    ngx_uint_t                      i;
+    ngx_http_registry_t            *reg;
+    ngx_http_registry_alias_t      *alias;
+    ngx_http_registry_loc_conf_t   *rlcf;
+    ngx_http_registry_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
+
+    if (path->prefix.len) {
+        reg = ngx_http_registry_lookup(rmcf, &path->prefix);
+        goto found;
+    }
+
+    if (args->ns.len) {
+        reg = ngx_http_registry_lookup(rmcf, &args->ns);
+        ctx->ns = args->ns;
+        goto found;
+    }
+
+    if (rlcf->aliases && r->headers_in.server.len) {
+        alias = rlcf->aliases->elts;
+
+        for (i = 0; i < rlcf->aliases->nelts; i++) {
+            if (alias[i].host.len == r->headers_in.server.len
+                && ngx_strncmp(alias[i].host.data, r->headers_in.server.data,
+                               alias[i].host.len)
+                   == 0)
+            {
+                return alias[i].registry;
+            }
+        }
+    }
+
+    reg = rlcf->default_registry;
+
+found:
+
+    if (reg == NULL) {
+        err->status = NGX_HTTP_NOT_FOUND;
+        ngx_str_set(&err->code, "NAME_UNKNOWN");
+        ngx_str_set(&err->message, "no such registry on this mirror");
+    }
+
+    return reg;
+}
+
+
+static ngx_http_registry_t *
+ngx_http_registry_lookup(ngx_http_registry_main_conf_t *rmcf,
+    ngx_str_t *name)
+{
+    ngx_uint_t            i;
+    ngx_http_registry_t  *reg;
+
+    reg = rmcf->registries.elts;
+
+    for (i = 0; i < rmcf->registries.nelts; i++) {
+        if (reg[i].name.len == name->len
+            && ngx_strncasecmp(reg[i].name.data, name->data, name->len) == 0)
+        {
+            return &reg[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Rebuilds the path the upstream gets from the checked parts, so nothing
+ * the client sent reaches it unless the grammar allowed it.
+ */
+
+static ngx_int_t
+ngx_http_registry_upstream_uri(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_path_t *path,
+    ngx_http_registry_args_t *args)
+{
+    u_char               *p;
+    size_t                len;
+    ngx_uint_t            library;
+    ngx_str_t             endpoint;
+    ngx_http_registry_t  *reg;
+
+    reg = ctx->registry;
+
+    library = reg->library
+              && ngx_strlchr(path->name.data,
+                             path->name.data + path->name.len, '/')
+                 == NULL;
+
+    switch (path->endpoint) {
+
+    case NGX_HTTP_REGISTRY_MANIFEST:
+        ngx_str_set(&endpoint, "/manifests/");
+        break;
+
+    case NGX_HTTP_REGISTRY_BLOB:
+        ngx_str_set(&endpoint, "/blobs/");
+        break;
+
+    case NGX_HTTP_REGISTRY_REFERRERS:
+        ngx_str_set(&endpoint, "/referrers/");
+        break;
+
+    default: /* NGX_HTTP_REGISTRY_TAGS */
+        ngx_str_set(&endpoint, "/tags/list");
+        break;
+    }
+
+    len = sizeof("/v2/") - 1 + reg->prefix.len + 1
+          + sizeof("library/") - 1 + path->name.len
+          + endpoint.len + path->reference.len
+          + sizeof("?n=&last=") - 1 + args->n.len + args->last.len
+          + sizeof("?artifactType=") - 1 + args->artifact_type.len;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->uri.data = p;
+
+    p = ngx_cpymem(p, "/v2/", 4);
+
+    if (reg->prefix.len) {
+        p = ngx_cpymem(p, reg->prefix.data, reg->prefix.len);
+        *p++ = '/';
+    }
+
+    ctx->repository.data = p;
+
+    if (library) {
+        p = ngx_cpymem(p, "library/", 8);
+    }
+
+    p = ngx_cpymem(p, path->name.data, path->name.len);
+    ctx->repository.len = p - ctx->repository.data;
+
+    p = ngx_cpymem(p, endpoint.data, endpoint.len);
+
+    ctx->reference.data = p;
+    p = ngx_cpymem(p, path->reference.data, path->reference.len);
+    ctx->reference.len = path->reference.len;
+
+    if (path->endpoint == NGX_HTTP_REGISTRY_TAGS) {
+        if (args->n.len) {
+            p = ngx_sprintf(p, "?n=%V", &args->n);
+        }
+
+        if (args->last.len) {
+            *p++ = args->n.len ? '&' : '?';
+            p = ngx_sprintf(p, "last=%V", &args->last);
+        }
+
+    } else if (path->endpoint == NGX_HTTP_REGISTRY_REFERRERS
+               && args->artifact_type.len)
+    {
+        p = ngx_sprintf(p, "?artifactType=%V", &args->artifact_type);
+    }
+
+    ctx->uri.len = p - ctx->uri.data;
+    ctx->endpoint = path->endpoint;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_registry_send_error(ngx_http_request_t *r,
+    ngx_http_registry_error_t *err)
+{
+    u_char     *p;
+    ngx_str_t   body, allow;
+
+    p = ngx_pnalloc(r->pool, sizeof("{\"errors\":[{\"code\":\"\","
+                                    "\"message\":\"\"}]}\n") - 1
+                             + err->code.len + err->message.len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    body.data = p;
+    p = ngx_sprintf(p, "{\"errors\":[{\"code\":\"%V\",\"message\":\"%V\"}]}\n",
+                    &err->code, &err->message);
+    body.len = p - body.data;
+
+    if (err->status == NGX_HTTP_NOT_ALLOWED) {
+        ngx_str_set(&allow, "GET, HEAD");
+
+        if (ngx_http_registry_set_header(r, &ngx_http_registry_allow_header,
+                                         &allow)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return ngx_http_registry_send(r, err->status, &body);
+}
+
+
+/* a small JSON answer of the mirror's own, body dropped for HEAD */
+
+static ngx_int_t
+ngx_http_registry_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *body)
+{
+    ngx_int_t    rc;
+    ngx_buf_t   *b;
+    ngx_chain_t  out;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_http_registry_set_header(r, &ngx_http_registry_api_header,
+                                     &ngx_http_registry_api_version)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_type = ngx_http_registry_json;
+    r->headers_out.content_type_len = ngx_http_registry_json.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.content_length_n = body->len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_registry_set_header(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key = *key;
+    h->value = *value;
+
+    return NGX_OK;
+}
+
+
+/* containerd's "ns" is echoed back, as the distribution spec asks */
+
+static ngx_int_t
+ngx_http_registry_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (ctx != NULL && ctx->ns.len && r == r->main) {
+        if (ngx_http_registry_set_header(r, &ngx_http_registry_ns_header,
+                                         &ctx->ns)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_registry_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                *s;
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((char *) ctx + data);
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_registry_name_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ctx->registry->name.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = ctx->registry->name.data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_registry_upstream_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ctx->registry->upstream.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = ctx->registry->upstream.data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * registry <name> <url> [library=on|off];
+ *
+ * The URL is "http[s]://host[:port][/prefix]".  The host may name an
+ * upstream{} block; a prefix puts the upstream's names below it, so a
+ * mirror can front another path-prefix mirror.
+ */
+
+static char *
+ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_registry_main_conf_t *rmcf = conf;
+
+    u_char               *p, *last, *host, *slash;
+    ngx_str_t            *value, prefix;
+    ngx_http_registry_t  *reg;
+
+    value = cf->args->elts;
+
+    if (ngx_http_registry_valid_host(value[1].data, value[1].len) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid registry name \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_strlow(value[1].data, value[1].data, value[1].len);
+
+    if (ngx_http_registry_lookup(rmcf, &value[1]) != NULL) {
+        return "is duplicate";
+    }
+
+    reg = ngx_array_push(&rmcf->registries);
+    if (reg == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(reg, sizeof(ngx_http_registry_t));
+
+    reg->name = value[1];
+    reg->library = (value[1].len == 9
+                    && ngx_strncmp(value[1].data, "docker.io", 9) == 0);
+
+    p = value[2].data;
+    last = p + value[2].len;
+
+    if (value[2].len > 7 && ngx_strncasecmp(p, (u_char *) "http://", 7) == 0) {
+        host = p + 7;
+
+    } else if (value[2].len > 8
+               && ngx_strncasecmp(p, (u_char *) "https://", 8) == 0)
+    {
+        host = p + 8;
+
+    } else {
+        goto invalid;
+    }
+
+    slash = ngx_strlchr(host, last, '/');
+    if (slash == NULL) {
+        slash = last;
+    }
+
+    if (slash == host) {
+        goto invalid;
+    }
+
+    for (p = host; p < slash; p++) {
+        if (*p <= ' ' || *p >= 0x7f || ngx_strchr("?#@$%\\\"'", *p)) {
+            goto invalid;
+        }
+    }
+
+    reg->upstream.data = value[2].data;
+    reg->upstream.len = slash - value[2].data;
+
+    /* the path prefix: name components, surrounding slashes dropped */
+
+    prefix.data = slash;
+    prefix.len = last - slash;
+
+    while (prefix.len && prefix.data[0] == '/') {
+        prefix.data++;
+        prefix.len--;
+    }
+
+    while (prefix.len && prefix.data[prefix.len - 1] == '/') {
+        prefix.len--;
+    }
+
+    for (p = prefix.data; p < prefix.data + prefix.len; p = slash + 1) {
+        slash = ngx_strlchr(p, prefix.data + prefix.len, '/');
+        if (slash == NULL) {
+            slash = prefix.data + prefix.len;
+        }
+
+        if (ngx_http_registry_valid_component(p, slash - p) != NGX_OK
+            && ngx_http_registry_valid_host(p, slash - p) != NGX_OK)
+        {
+            goto invalid;
+        }
+    }
+
+    reg->prefix = prefix;
+
+    if (cf->args->nelts == 4) {
+        if (ngx_strcmp(value[3].data, "library=on") == 0) {
+            reg->library = 1;
+
+        } else if (ngx_strcmp(value[3].data, "library=off") == 0) {
+            reg->library = 0;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[3]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid registry URL \"%V\", expected "
+                       "\"http[s]://host[:port][/prefix]\"", &value[2]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* registry_alias <host> <registry>; the registry is found at merge time */
+
+static char *
+ngx_http_registry_alias(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_registry_loc_conf_t *rlcf = conf;
+
+    ngx_str_t                  *value;
+    ngx_http_registry_alias_t  *alias;
+
+    value = cf->args->elts;
+
+    if (rlcf->aliases == NULL) {
+        rlcf->aliases = ngx_array_create(cf->pool, 4,
+                                         sizeof(ngx_http_registry_alias_t));
+        if (rlcf->aliases == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    alias = ngx_array_push(rlcf->aliases);
+    if (alias == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* r->headers_in.server is lower case, without port or trailing dot */
+
+    ngx_strlow(value[1].data, value[1].data, value[1].len);
+
+    alias->host = value[1];
+    alias->name = value[2];
+    alias->registry = NULL;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_registry_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_registry_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_registry_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_registry_main_conf_t  *rmcf;
+
+    rmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_registry_main_conf_t));
+    if (rmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&rmcf->registries, cf->pool, 4,
+                       sizeof(ngx_http_registry_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return rmcf;
+}
+
+
+static void *
+ngx_http_registry_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_registry_loc_conf_t  *rlcf;
+
+    rlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_registry_loc_conf_t));
+    if (rlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     rlcf->aliases = NULL;
+     *     rlcf->default_name = { 0, NULL };
+     *     rlcf->default_registry = NULL;
+     */
+
+    rlcf->mirror = NGX_CONF_UNSET;
+
+    return rlcf;
+}
+
+
+/*
+ * All "registry" directives are known by the time locations are merged,
+ * so names given to registry_alias and registry_default are resolved here
+ * and a typo fails "nginx -t" instead of a request.
+ */
+
+static char *
+ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_registry_loc_conf_t *prev = parent;
+    ngx_http_registry_loc_conf_t *conf = child;
+
+    ngx_uint_t                      i;
+    ngx_http_registry_alias_t      *alias;
+    ngx_http_registry_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_registry_module);
+
+    ngx_conf_merge_value(conf->mirror, prev->mirror, 0);
+    ngx_conf_merge_str_value(conf->default_name, prev->default_name, "");
+
+    if (conf->aliases == NULL) {
+        conf->aliases = prev->aliases;
+    }
+
+    if (conf->aliases) {
+        alias = conf->aliases->elts;
+
+        for (i = 0; i < conf->aliases->nelts; i++) {
+            if (alias[i].registry) {
+                continue;
+            }
+
+            alias[i].registry = ngx_http_registry_lookup(rmcf, &alias[i].name);
+            if (alias[i].registry == NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "registry_alias \"%V\": no registry "
+                                   "\"%V\"", &alias[i].host, &alias[i].name);
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    if (conf->default_name.len && conf->default_registry == NULL) {
+        conf->default_registry = ngx_http_registry_lookup(rmcf,
+                                                         &conf->default_name);
+        if (conf->default_registry == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "registry_default: no registry \"%V\"",
+                               &conf->default_name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_registry_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_registry_handler;
+
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_registry_header_filter;
+
+    return NGX_OK;
+}

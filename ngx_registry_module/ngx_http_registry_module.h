@@ -1,0 +1,63 @@
+
+/*
+ * Copyright (C) ngx_registry_module authors
+ */
+
+
+#ifndef _NGX_HTTP_REGISTRY_MODULE_H_INCLUDED_
+#define _NGX_HTTP_REGISTRY_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_registry_validate.h"
+#include "ngx_http_registry_route.h"
+
+
+/* one "registry" directive */
+
+typedef struct {
+    ngx_str_t                  name;       /* as clients write it */
+    ngx_str_t                  upstream;   /* scheme://host[:port] */
+    ngx_str_t                  prefix;     /* inserted after "/v2/" */
+    ngx_flag_t                 library;    /* Docker Hub "library/" */
+} ngx_http_registry_t;
+
+
+typedef struct {
+    ngx_str_t                  host;
+    ngx_str_t                  name;
+    ngx_http_registry_t       *registry;   /* found at merge time */
+} ngx_http_registry_alias_t;
+
+
+typedef struct {
+    ngx_array_t                registries;  /* ngx_http_registry_t */
+} ngx_http_registry_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                 mirror;
+    ngx_array_t               *aliases;     /* ngx_http_registry_alias_t */
+    ngx_str_t                  default_name;
+    ngx_http_registry_t       *default_registry;
+} ngx_http_registry_loc_conf_t;
+
+
+/* what the route step decided; read by the variables and filters */
+
+typedef struct {
+    ngx_http_registry_t       *registry;
+    ngx_uint_t                 endpoint;
+    ngx_str_t                  repository;  /* as sent upstream */
+    ngx_str_t                  reference;
+    ngx_str_t                  uri;         /* as sent upstream */
+    ngx_str_t                  ns;          /* echoed in OCI-Namespace */
+} ngx_http_registry_ctx_t;
+
+
+extern ngx_module_t  ngx_http_registry_module;
+
+
+#endif /* _NGX_HTTP_REGISTRY_MODULE_H_INCLUDED_ */

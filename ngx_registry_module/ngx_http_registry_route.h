@@ -1,0 +1,58 @@
+
+/*
+ * Copyright (C) ngx_registry_module authors
+ */
+
+
+#ifndef _NGX_HTTP_REGISTRY_ROUTE_H_INCLUDED_
+#define _NGX_HTTP_REGISTRY_ROUTE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+
+#define NGX_HTTP_REGISTRY_BASE         1
+#define NGX_HTTP_REGISTRY_MANIFEST     2
+#define NGX_HTTP_REGISTRY_BLOB         3
+#define NGX_HTTP_REGISTRY_TAGS         4
+#define NGX_HTTP_REGISTRY_REFERRERS    5
+
+
+/* the OCI error a request gets instead of going upstream */
+
+typedef struct {
+    ngx_uint_t                 status;
+    ngx_str_t                  code;
+    ngx_str_t                  message;
+} ngx_http_registry_error_t;
+
+
+/* what a raw "/v2/..." path asks for */
+
+typedef struct {
+    ngx_uint_t                 endpoint;
+    ngx_str_t                  prefix;      /* host-like first segment */
+    ngx_str_t                  name;        /* repository, as requested */
+    ngx_str_t                  reference;   /* tag or digest */
+    unsigned                   digest:1;
+} ngx_http_registry_path_t;
+
+
+/* the query arguments a pull may carry, checked */
+
+typedef struct {
+    ngx_str_t                  ns;
+    ngx_str_t                  n;
+    ngx_str_t                  last;
+    ngx_str_t                  artifact_type;
+} ngx_http_registry_args_t;
+
+
+ngx_int_t ngx_http_registry_parse_path(u_char *p, size_t len,
+    ngx_http_registry_path_t *path, ngx_http_registry_error_t *err);
+ngx_int_t ngx_http_registry_parse_args(u_char *p, size_t len,
+    ngx_http_registry_args_t *args, ngx_http_registry_error_t *err);
+
+
+#endif /* _NGX_HTTP_REGISTRY_ROUTE_H_INCLUDED_ */

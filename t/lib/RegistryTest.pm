@@ -1,0 +1,324 @@
+package RegistryTest;
+
+# A small harness for the module's tests: nginx (Debian's binary with the
+# freshly built module), CNCF distribution registries and helper servers,
+# each on a free loopback port, started and stopped by pid, with bounded
+# waits on readiness.  Raw HTTP requests go out byte for byte.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use Exporter qw(import);
+use File::Basename qw(dirname);
+use File::Path qw(make_path);
+use File::Temp qw(tempdir);
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP;
+use POSIX qw(:sys_wait_h);
+use Time::HiRes qw(time sleep);
+
+our @EXPORT = qw(
+    $ROOT module_path test_dir free_port wait_port spawn stop
+    start_registry start_nginx nginx_conf registry_requests file_lines
+    http_raw http_get build_image push_image run_ok run_out slurp spew
+    upstream_digest
+);
+
+our $ROOT = abs_path(dirname(__FILE__) . '/../..');
+
+my @procs;
+my $dir;
+my $seq = 0;
+
+sub module_path {
+    return $ENV{REGISTRY_MODULE}
+        // "$ROOT/build/nginx/objs/ngx_http_registry_module.so";
+}
+
+# One scratch folder per test file, readable by nginx's workers.
+sub test_dir {
+    return $dir if $dir;
+    $dir = tempdir('registry-t-XXXXXX', TMPDIR => 1,
+                   CLEANUP => !$ENV{KEEP_TEST_DIR});
+    chmod 0755, $dir;
+    return $dir;
+}
+
+sub slurp {
+    my ($f) = @_;
+    open my $fh, '<:raw', $f or return '';
+    local $/;
+    return scalar <$fh>;
+}
+
+sub spew {
+    my ($f, $data) = @_;
+    open my $fh, '>:raw', $f or die "$f: $!";
+    print $fh $data;
+    close $fh;
+}
+
+sub file_lines {
+    my ($f) = @_;
+    return grep { length } split /\n/, slurp($f);
+}
+
+sub free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Proto => 'tcp', Listen => 1)
+        or die "no free port: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+# Polls until a TCP connect succeeds; bounded, and gives up at once when
+# the process that should listen has died.
+sub wait_port {
+    my ($port, %o) = @_;
+    my $host = $o{host} // '127.0.0.1';
+    my $deadline = time + ($o{timeout} // 30);
+    while (time < $deadline) {
+        if (defined $o{pid} && waitpid($o{pid}, WNOHANG) == $o{pid}) {
+            return 0;
+        }
+        my $s = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port,
+                                      Proto => 'tcp', Timeout => 1);
+        if ($s) {
+            close $s;
+            return 1;
+        }
+        sleep 0.05;
+    }
+    return 0;
+}
+
+sub spawn {
+    my (%o) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $o{stdout} // '/dev/null' or die;
+        open STDERR, '>>', $o{stderr} // $o{stdout} // '/dev/null' or die;
+        exec @{ $o{cmd} } or die "exec $o{cmd}[0]: $!";
+    }
+    push @procs, $pid;
+    return $pid;
+}
+
+# TERM, a bounded wait for the pid, then KILL.
+sub stop {
+    my ($pid) = @_;
+    return unless $pid && kill 0, $pid;
+    kill 'TERM', $pid;
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        return if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.05;
+    }
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+}
+
+END {
+    my $status = $?;
+    stop($_) for reverse @procs;
+    $? = $status;
+}
+
+sub run_out {
+    my (@cmd) = @_;
+    my $pid = open(my $fh, '-|') // die "fork: $!";
+    if ($pid == 0) {
+        open STDERR, '>&', \*STDOUT;
+        exec @cmd or die "exec $cmd[0]: $!";
+    }
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    return $out;
+}
+
+sub run_ok {
+    my (@cmd) = @_;
+    my $out = run_out(@cmd);
+    die "failed: @cmd\n$out" if $?;
+    return $out;
+}
+
+# A CNCF distribution registry on a free port; its stdout carries the
+# access log, one line per request it served.
+sub start_registry {
+    my (%o) = @_;
+    my $d = test_dir() . '/registry-' . ++$seq;
+    make_path("$d/data");
+    my $port = free_port();
+    my $extra = $o{config} // '';
+    spew("$d/config.yml", <<"YAML");
+version: 0.1
+log:
+  level: info
+  formatter: text
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $d/data
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$port
+  secret: registry-test-secret
+$extra
+YAML
+    my $pid = spawn(cmd => ['docker-registry', 'serve', "$d/config.yml"],
+                    stdout => "$d/log");
+    wait_port($port, pid => $pid)
+        or die "registry did not start:\n" . slurp("$d/log");
+    return { port => $port, pid => $pid, dir => $d, log => "$d/log",
+             host => "127.0.0.1:$port", url => "http://127.0.0.1:$port" };
+}
+
+# The request lines ("GET /v2/... ") of a registry's access log.
+sub registry_requests {
+    my ($reg) = @_;
+    return map { /"([A-Z]+ \S+) HTTP\/[\d.]+"/ ? $1 : () }
+           file_lines($reg->{log});
+}
+
+# Wraps the inside of an http{} block into a whole nginx.conf for a test:
+# 2 workers, logs and temp files in the test folder.
+sub nginx_conf {
+    my ($http) = @_;
+    my $user = $> == 0 ? 'user www-data;' : '';
+    my $mod = module_path();
+    return <<"CONF";
+load_module $mod;
+$user
+worker_processes 2;
+pid \@DIR\@/nginx.pid;
+error_log \@DIR\@/error.log info;
+events { worker_connections 1024; }
+http {
+    access_log \@DIR\@/access.log;
+    client_body_temp_path \@DIR\@/tmp/body;
+    proxy_temp_path \@DIR\@/tmp/proxy;
+    fastcgi_temp_path \@DIR\@/tmp/fastcgi;
+    uwsgi_temp_path \@DIR\@/tmp/uwsgi;
+    scgi_temp_path \@DIR\@/tmp/scgi;
+$http
+}
+CONF
+}
+
+# Starts nginx in the foreground with "conf" (a whole nginx.conf) or
+# "http" (the inside of http{}); @DIR@ names its folder.  Waits for every
+# port (or "addr:port") in "ports".
+sub start_nginx {
+    my (%o) = @_;
+    my $d = test_dir() . '/nginx-' . ++$seq;
+    make_path("$d/tmp");
+    chmod 0755, $d;
+    my $conf = $o{conf} // nginx_conf($o{http});
+    $conf =~ s/\@DIR\@/$d/g;
+    spew("$d/nginx.conf", $conf);
+    my $pid = spawn(cmd => ['nginx', '-p', "$d/", '-c', "$d/nginx.conf",
+                            '-e', "$d/stderr.log", '-g', 'daemon off;'],
+                    stdout => "$d/stdout.log");
+    for my $p (@{ $o{ports} }) {
+        my ($host, $port) = $p =~ /:/ ? split(/:/, $p) : ('127.0.0.1', $p);
+        wait_port($port, host => $host, pid => $pid)
+            or die "nginx did not start:\n" . slurp("$d/stderr.log")
+                   . slurp("$d/error.log");
+    }
+    return { pid => $pid, dir => $d, access_log => "$d/access.log",
+             error_log => "$d/error.log" };
+}
+
+# Sends the exact bytes of a request and reads the whole answer.
+sub http_raw {
+    my ($port, $bytes, %o) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => $o{host} // '127.0.0.1',
+                                  PeerPort => $port, Proto => 'tcp',
+                                  Timeout => 5)
+        or die "connect $port: $!";
+    binmode $s;
+    print $s $bytes;
+    my $sel = IO::Select->new($s);
+    my $buf = '';
+    my $deadline = time + ($o{timeout} // 30);
+    while (time < $deadline && $sel->can_read($deadline - time)) {
+        my $n = sysread($s, $buf, 65536, length $buf);
+        last unless $n;
+    }
+    close $s;
+    my ($head, $body) = split /\r\n\r\n/, $buf, 2;
+    $head //= '';
+    my ($status) = $head =~ m{^HTTP/1\.[01] (\d{3})};
+    my %h;
+    for (split /\r\n/, $head) {
+        next unless /^([^:]+):\s*(.*)$/;
+        push @{ $h{lc $1} }, $2;
+    }
+    my $json = eval { decode_json($body // '') };
+    return { status => $status // 0, headers => \%h, body => $body // '',
+             json => $json, raw => $buf };
+}
+
+# A request built from parts; the path is sent exactly as given.
+sub http_get {
+    my ($port, $path, %o) = @_;
+    my $method = $o{method} // 'GET';
+    my $host = $o{host_header} // ($o{host} // '127.0.0.1') . ":$port";
+    my $req = "$method $path HTTP/1.1\r\nHost: $host\r\n"
+              . "Connection: close\r\n";
+    $req .= "$_\r\n" for @{ $o{headers} // [] };
+    $req .= "\r\n";
+    return http_raw($port, $req, %o);
+}
+
+# Builds an OCI image layout with umoci: one layer per entry of "layers",
+# each a hash of file name => content.
+sub build_image {
+    my (%o) = @_;
+    my $d = test_dir() . '/image-' . ++$seq;
+    my $tag = $o{tag} // 'latest';
+    run_ok('umoci', 'init', '--layout', "$d/oci");
+    run_ok('umoci', 'new', '--image', "$d/oci:$tag");
+    my $i = 0;
+    for my $layer (@{ $o{layers} }) {
+        my $src = "$d/layer-" . ++$i;
+        make_path($src);
+        spew("$src/$_", $layer->{$_}) for keys %$layer;
+        run_ok('umoci', 'insert', '--image', "$d/oci:$tag", $src,
+               "/layer-$i");
+    }
+    return { layout => "$d/oci", tag => $tag, ref => "oci:$d/oci:$tag" };
+}
+
+sub push_image {
+    my ($image, $reg, $name, %o) = @_;
+    my @all = $o{all} ? ('--all') : ();
+    run_ok('skopeo', '--insecure-policy', 'copy', @all,
+           '--dest-tls-verify=false', $image->{ref},
+           "docker://$reg->{host}/$name");
+}
+
+# The manifest digest a registry reports for name:ref, asked directly.
+sub upstream_digest {
+    my ($reg, $name, $ref, @accept) = @_;
+    @accept = ('application/vnd.oci.image.manifest.v1+json',
+               'application/vnd.docker.distribution.manifest.v2+json')
+        unless @accept;
+    my $r = http_get($reg->{port}, "/v2/$name/manifests/$ref",
+                     method => 'HEAD',
+                     headers => [map { "Accept: $_" } @accept]);
+    return $r->{headers}{'docker-content-digest'}[0];
+}
+
+1;
