@@ -108,18 +108,19 @@ sub spawn {
     return $pid;
 }
 
-# TERM, a bounded wait for the pid, then KILL.
+# TERM, a bounded wait for the pid to go (reaped if it is our child),
+# then KILL.
 sub stop {
     my ($pid) = @_;
     return unless $pid && kill 0, $pid;
     kill 'TERM', $pid;
     my $deadline = time + 10;
     while (time < $deadline) {
-        return if waitpid($pid, WNOHANG) == $pid;
+        return if waitpid($pid, WNOHANG) == $pid || !kill 0, $pid;
         sleep 0.05;
     }
     kill 'KILL', $pid;
-    waitpid($pid, 0);
+    waitpid($pid, WNOHANG);
 }
 
 END {
