@@ -15,19 +15,25 @@ AVAIL_DIR   ?= /usr/share/nginx/modules-available
 ENABLED_DIR ?= /etc/nginx/modules-enabled
 CONF_DIR    ?= /etc/nginx
 
+# "make run": conf-examples/mirror.conf, in the foreground, with the
+# module and registry_params from this tree.
+CONF        ?= conf-examples/mirror.conf
 PORT        ?= 5000
 CACHE       ?= /var/cache/nginx/registry
 RUN_DIR     ?= $(BUILD)/run
+RESOLVER    ?= $(shell awk '/^nameserver/ { a = $$2; \
+                   if (a ~ /:/) a = "[" a "]"; print a; exit }' \
+                   /etc/resolv.conf 2>/dev/null)
 
 SOURCES := config $(wildcard ngx_registry_module/*.c ngx_registry_module/*.h)
 
-.PHONY: all module test install uninstall run clean
+.PHONY: all module test install uninstall run run-conf clean
 
 all: module
 
 module: $(MODULE)
 
-$(BUILD)/nginx/Makefile: config $(NGX_SRC)/conf_flags
+$(BUILD)/nginx/objs/Makefile: config $(NGX_SRC)/conf_flags
 	rm -rf $(BUILD)/nginx
 	mkdir -p $(BUILD)
 	cp -a $(NGX_SRC) $(BUILD)/nginx
@@ -36,7 +42,7 @@ $(BUILD)/nginx/Makefile: config $(NGX_SRC)/conf_flags
 	        --add-dynamic-module=$(CURDIR) > $(BUILD)/configure.log 2>&1 \
 	    || { tail -30 $(BUILD)/configure.log; exit 1; }
 
-$(MODULE): $(BUILD)/nginx/Makefile $(SOURCES)
+$(MODULE): $(BUILD)/nginx/objs/Makefile $(SOURCES)
 	$(MAKE) -C $(BUILD)/nginx -f objs/Makefile modules
 
 test: module
@@ -58,6 +64,24 @@ uninstall:
 	    $(DESTDIR)$(AVAIL_DIR)/mod-http-registry.conf \
 	    $(DESTDIR)$(MODULES_DIR)/ngx_http_registry_module.so \
 	    $(DESTDIR)$(CONF_DIR)/registry_params
+
+# The example config made runnable from this tree: module and snippet paths,
+# port, cache folder, logs to the terminal, the system's DNS server.
+run-conf:
+	mkdir -p $(RUN_DIR) $(dir $(CACHE))
+	sed -e 's|modules/ngx_http_registry_module.so|$(MODULE)|' \
+	    -e 's|/etc/nginx/registry_params|$(CURDIR)/registry_params|' \
+	    -e 's|127.0.0.1:5000|127.0.0.1:$(PORT)|' \
+	    -e 's|/var/cache/nginx/registry|$(CACHE)|' \
+	    -e 's|^\( *error_log\) [^;]*|\1 stderr|' \
+	    -e 's|^\( *access_log\) [^;]*|\1 /dev/stdout|' \
+	    -e 's|^\(pid\) [^;]*|\1 $(RUN_DIR)/nginx.pid|' \
+	    $(if $(RESOLVER),-e 's|^\( *resolver\) [^ ;]*|\1 $(RESOLVER)|') \
+	    $(CONF) > $(RUN_DIR)/nginx.conf
+
+run: module run-conf
+	exec nginx -p $(RUN_DIR)/ -c $(RUN_DIR)/nginx.conf -e stderr \
+	    -g 'daemon off;'
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,92 @@
+#!/usr/bin/perl
+
+# Build and install: the module is built with warnings as errors against
+# Debian's nginx-dev and the packaged binary's own configure flags, loads
+# into /usr/sbin/nginx, and "make install" lays it out as Debian's
+# libnginx-mod-* packages do, so that "nginx -t" passes on the stock Debian
+# configuration with the module enabled.
+
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use File::Path qw(make_path);
+use RegistryTest;
+
+# built as the packaged nginx was configured, -Werror included
+my $makefile = slurp("$ROOT/build/nginx/objs/Makefile");
+like($makefile, qr/^CFLAGS\s*=.*-Werror/m, 'compiled with -Werror');
+my $flags = slurp('/usr/share/nginx/src/conf_flags');
+my $autoconf = slurp("$ROOT/build/nginx/objs/ngx_auto_config.h");
+like($autoconf, qr/NGX_CONFIGURE\s+"[^"]*--with-compat/,
+     'configured --with-compat, as Debian packages nginx');
+for my $f ($flags =~ /(--with-[a-z0-9_]+)/g) {
+    like($autoconf, qr/\Q$f\E/, "configured $f like the packaged binary");
+}
+ok(-f module_path(), 'ngx_http_registry_module.so built');
+
+# loads into Debian's nginx
+my $d = test_dir();
+make_path("$d/tmp");
+spew("$d/load.conf", nginx_conf('registry docker.io http://127.0.0.1:1;'));
+(my $conf = slurp("$d/load.conf")) =~ s/\@DIR\@/$d/g;
+spew("$d/load.conf", $conf);
+my $out = run_out('/usr/sbin/nginx', '-t', '-c', "$d/load.conf",
+                  '-e', "$d/t.log");
+is($?, 0, 'load_module into /usr/sbin/nginx') or diag $out;
+
+# make install into a staging root
+my $dest = "$d/root";
+$out = run_out('make', '-s', '-C', $ROOT, 'install', "DESTDIR=$dest");
+is($?, 0, 'make install DESTDIR=...') or diag $out;
+
+ok(-f "$dest/usr/lib/nginx/modules/ngx_http_registry_module.so",
+   'module in /usr/lib/nginx/modules');
+is(slurp("$dest/usr/share/nginx/modules-available/mod-http-registry.conf"),
+   "load_module modules/ngx_http_registry_module.so;\n",
+   'load snippet in modules-available');
+is(readlink("$dest/etc/nginx/modules-enabled/50-mod-http-registry.conf"),
+   '/usr/share/nginx/modules-available/mod-http-registry.conf',
+   'enabled by a symlink in modules-enabled');
+ok(-f "$dest/etc/nginx/registry_params", 'registry_params beside proxy_params');
+
+# the stock configuration, moved under the staging root with the module
+# enabled: the same files, paths rewritten to point there
+run_ok('cp', '-an', '/etc/nginx/.', "$dest/etc/nginx/");
+unlink "$dest/etc/nginx/modules-enabled/50-mod-http-registry.conf";
+symlink "$dest/usr/share/nginx/modules-available/mod-http-registry.conf",
+        "$dest/etc/nginx/modules-enabled/50-mod-http-registry.conf";
+symlink '../../lib/nginx/modules', "$dest/usr/share/nginx/modules";
+for my $f ("$dest/etc/nginx/nginx.conf",
+           glob("$dest/etc/nginx/sites-enabled/*"))
+{
+    (my $c = slurp($f)) =~ s{/etc/nginx/}{$dest/etc/nginx/}g;
+    $c =~ s{/var/log/nginx/}{$d/}g;
+    unlink $f;
+    spew($f, $c);
+}
+$out = run_out('/usr/sbin/nginx', '-t', '-p', "$dest/usr/share/nginx/",
+               '-c', "$dest/etc/nginx/nginx.conf", '-e', "$d/t.log");
+is($?, 0, 'nginx -t on the stock configuration with the module enabled')
+    or diag $out;
+like($out, qr/test is successful/, 'nginx -t says so');
+
+# the stock configuration plus a mirror server using registry_params
+make_path("$dest/etc/nginx/conf.d");
+spew("$dest/etc/nginx/conf.d/mirror.conf", <<"EOF");
+registry docker.io https://registry-1.docker.io;
+server {
+    listen 127.0.0.1:5000;
+    registry_default docker.io;
+    include $dest/etc/nginx/registry_params;
+}
+EOF
+$out = run_out('/usr/sbin/nginx', '-t', '-p', "$dest/usr/share/nginx/",
+               '-c', "$dest/etc/nginx/nginx.conf", '-e', "$d/t.log");
+is($?, 0, 'nginx -t with a mirror server in conf.d') or diag $out;
+
+$out = run_out('make', '-s', '-C', $ROOT, 'uninstall', "DESTDIR=$dest");
+ok(!-e "$dest/usr/lib/nginx/modules/ngx_http_registry_module.so"
+   && !-e "$dest/etc/nginx/registry_params", 'make uninstall');
+
+done_testing();
