@@ -1,0 +1,267 @@
+
+/*
+ * Copyright (C) ngx_registry_module authors
+ *
+ * Unit tests and a bounded fuzz loop for the grammar and path parser,
+ * compiled without the rest of nginx (t/grammar.t builds and runs this).
+ * Prints TAP.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_http_registry_validate.h"
+#include "ngx_http_registry_route.h"
+
+
+static int  tests;
+static int  failed;
+
+
+static void
+ok(int cond, const char *what, const char *input)
+{
+    tests++;
+
+    if (!cond) {
+        failed++;
+    }
+
+    printf("%sok %d - %s \"%s\"\n", cond ? "" : "not ", tests, what, input);
+}
+
+
+static int
+eq(ngx_str_t *s, const char *want)
+{
+    return s->len == strlen(want)
+           && (s->len == 0 || ngx_strncmp(s->data, want, s->len) == 0);
+}
+
+
+#define check(fn, s, want)                                                    \
+    ok(fn((u_char *) s, sizeof(s) - 1) == (want), #fn, s)
+
+
+static void
+check_path(const char *s, ngx_int_t want_rc, ngx_uint_t endpoint,
+    const char *prefix, const char *name, const char *ref, const char *code)
+{
+    ngx_int_t                  rc;
+    ngx_http_registry_path_t   path;
+    ngx_http_registry_error_t  err;
+
+    ngx_memzero(&err, sizeof(err));
+
+    rc = ngx_http_registry_parse_path((u_char *) s, strlen(s), &path, &err);
+
+    if (want_rc != NGX_OK) {
+        ok(rc != NGX_OK && eq(&err.code, code), code, s);
+        return;
+    }
+
+    ok(rc == NGX_OK && path.endpoint == endpoint && eq(&path.prefix, prefix)
+       && eq(&path.name, name) && eq(&path.reference, ref), "parsed", s);
+}
+
+
+/*
+ * Mutations of valid paths: the parser must never read outside the input
+ * (ASan), and whatever it accepts must satisfy the grammar on its own.
+ */
+
+static void
+fuzz(unsigned iterations)
+{
+    size_t                     len, i;
+    u_char                     buf[600], *copy, *p, *last, *slash;
+    unsigned                   n, seed, bad;
+    ngx_http_registry_path_t   path;
+    ngx_http_registry_error_t  err;
+
+    static const char  *seeds[] = {
+        "/v2/docker.io/library/nginx/manifests/1.25",
+        "/v2/library/nginx/blobs/sha256:"
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "/v2/ghcr.io/org/app/tags/list",
+        "/v2/a/b/referrers/sha256:"
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    };
+    static const char   alphabet[] = "/.:%_-aZ09\\\0@ ~";
+
+    seed = 12345;
+    bad = 0;
+
+    for (n = 0; n < iterations; n++) {
+        const char  *s = seeds[n % 4];
+
+        len = strlen(s);
+        ngx_memcpy(buf, s, len);
+
+        for (i = 0; i < 1 + n % 5; i++) {
+            seed = seed * 1103515245 + 12345;
+
+            switch ((seed >> 16) % 3) {
+
+            case 0:
+                buf[(seed >> 8) % len] = alphabet[(seed >> 20) % 15];
+                break;
+
+            case 1:
+                if (len > 1) {
+                    len--;
+                }
+                break;
+
+            default:
+                if (len < sizeof(buf)) {
+                    buf[len++] = alphabet[(seed >> 20) % 15];
+                }
+            }
+        }
+
+        /* an exact-length heap copy, so ASan sees any over-read */
+
+        copy = malloc(len);
+        if (copy == NULL) {
+            exit(2);
+        }
+
+        ngx_memcpy(copy, buf, len);
+
+        if (ngx_http_registry_parse_path(copy, len, &path, &err) == NGX_OK
+            && path.endpoint != NGX_HTTP_REGISTRY_BASE)
+        {
+            if (path.name.len > NGX_HTTP_REGISTRY_NAME_MAX) {
+                bad++;
+            }
+
+            last = path.name.data + path.name.len;
+
+            for (p = path.name.data; p < last; p = slash + 1) {
+                slash = ngx_strlchr(p, last, '/');
+                if (slash == NULL) {
+                    slash = last;
+                }
+
+                if (ngx_http_registry_valid_component(p, slash - p)
+                    != NGX_OK)
+                {
+                    bad++;
+                }
+            }
+
+            if (path.reference.len
+                && ngx_http_registry_valid_tag(path.reference.data,
+                                               path.reference.len) != NGX_OK
+                && ngx_http_registry_valid_digest(path.reference.data,
+                                                  path.reference.len)
+                   != NGX_OK)
+            {
+                bad++;
+            }
+        }
+
+        free(copy);
+    }
+
+    tests++;
+    printf("%sok %d - fuzz: %u mutated paths, %u accepted outside grammar\n",
+           bad ? "not " : "", tests, iterations, bad);
+    failed += bad != 0;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    check(ngx_http_registry_valid_component, "nginx", NGX_OK);
+    check(ngx_http_registry_valid_component, "a.b_c__d-e--f", NGX_OK);
+    check(ngx_http_registry_valid_component, "a___b", NGX_DECLINED);
+    check(ngx_http_registry_valid_component, "a..b", NGX_DECLINED);
+    check(ngx_http_registry_valid_component, "a.-b", NGX_DECLINED);
+    check(ngx_http_registry_valid_component, ".a", NGX_DECLINED);
+    check(ngx_http_registry_valid_component, "a-", NGX_DECLINED);
+    check(ngx_http_registry_valid_component, "A", NGX_DECLINED);
+    check(ngx_http_registry_valid_component, "", NGX_DECLINED);
+    check(ngx_http_registry_valid_component, "..", NGX_DECLINED);
+    check(ngx_http_registry_valid_component, "a%2e", NGX_DECLINED);
+
+    check(ngx_http_registry_valid_tag, "latest", NGX_OK);
+    check(ngx_http_registry_valid_tag, "_v1.0-RC", NGX_OK);
+    check(ngx_http_registry_valid_tag, ".x", NGX_DECLINED);
+    check(ngx_http_registry_valid_tag, "-x", NGX_DECLINED);
+    check(ngx_http_registry_valid_tag, "a:b", NGX_DECLINED);
+    check(ngx_http_registry_valid_tag, "", NGX_DECLINED);
+
+    check(ngx_http_registry_valid_digest, "sha256:"
+          "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+          NGX_OK);
+    check(ngx_http_registry_valid_digest, "sha256:"
+          "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+          NGX_DECLINED);
+    check(ngx_http_registry_valid_digest, "sha256:abc", NGX_DECLINED);
+    check(ngx_http_registry_valid_digest, "sha256:", NGX_DECLINED);
+    check(ngx_http_registry_valid_digest, "sha25", NGX_DECLINED);
+    check(ngx_http_registry_valid_digest, "md5:"
+          "d41d8cd98f00b204e9800998ecf8427e", NGX_DECLINED);
+
+    check(ngx_http_registry_valid_host, "docker.io", NGX_OK);
+    check(ngx_http_registry_valid_host, "localhost:5000", NGX_OK);
+    check(ngx_http_registry_valid_host, "127.0.0.1:1", NGX_OK);
+    check(ngx_http_registry_valid_host, "my-reg.example.com", NGX_OK);
+    check(ngx_http_registry_valid_host, "a..b", NGX_DECLINED);
+    check(ngx_http_registry_valid_host, ".a", NGX_DECLINED);
+    check(ngx_http_registry_valid_host, "a.", NGX_DECLINED);
+    check(ngx_http_registry_valid_host, "-a.b", NGX_DECLINED);
+    check(ngx_http_registry_valid_host, "a-.b", NGX_DECLINED);
+    check(ngx_http_registry_valid_host, "a:", NGX_DECLINED);
+    check(ngx_http_registry_valid_host, "a:123456", NGX_DECLINED);
+    check(ngx_http_registry_valid_host, "a:1:2", NGX_DECLINED);
+    check(ngx_http_registry_valid_host, "a/b", NGX_DECLINED);
+    check(ngx_http_registry_valid_host, "a_b", NGX_DECLINED);
+
+    check(ngx_http_registry_host_like, "docker.io", NGX_OK);
+    check(ngx_http_registry_host_like, "localhost", NGX_OK);
+    check(ngx_http_registry_host_like, "host:5000", NGX_OK);
+    check(ngx_http_registry_host_like, "library", NGX_DECLINED);
+
+    check_path("/v2", NGX_OK, NGX_HTTP_REGISTRY_BASE, "", "", "", NULL);
+    check_path("/v2/", NGX_OK, NGX_HTTP_REGISTRY_BASE, "", "", "", NULL);
+    check_path("/v2/docker.io/library/nginx/manifests/1.25", NGX_OK,
+               NGX_HTTP_REGISTRY_MANIFEST, "docker.io", "library/nginx",
+               "1.25", NULL);
+    check_path("/v2/nginx/manifests/latest", NGX_OK,
+               NGX_HTTP_REGISTRY_MANIFEST, "", "nginx", "latest", NULL);
+    check_path("/v2/my.app/manifests/latest", NGX_OK,
+               NGX_HTTP_REGISTRY_MANIFEST, "", "my.app", "latest", NULL);
+    check_path("/v2/localhost/a/tags/list", NGX_OK,
+               NGX_HTTP_REGISTRY_TAGS, "localhost", "a", "", NULL);
+    check_path("/v2/a/manifests/b/manifests/c", NGX_OK,
+               NGX_HTTP_REGISTRY_MANIFEST, "", "a/manifests/b", "c", NULL);
+    check_path("/v2/a/blobs/sha256:"
+               "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+               NGX_OK, NGX_HTTP_REGISTRY_BLOB, "", "a", "sha256:"
+               "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+               NULL);
+    check_path("/v2/a/tags/list/", NGX_ERROR, 0, "", "", "", "NAME_INVALID");
+    check_path("/v2/docker.io/", NGX_ERROR, 0, "", "", "", "NAME_INVALID");
+    check_path("/v2/a/b", NGX_ERROR, 0, "", "", "", "UNSUPPORTED");
+    check_path("/v2/_catalog", NGX_ERROR, 0, "", "", "", "UNSUPPORTED");
+    check_path("/v2x", NGX_ERROR, 0, "", "", "", "UNSUPPORTED");
+    check_path("", NGX_ERROR, 0, "", "", "", "UNSUPPORTED");
+    check_path("/v2/a//b/manifests/x", NGX_ERROR, 0, "", "", "",
+               "NAME_INVALID");
+    check_path("/v2/bad_host.io/a/manifests/x", NGX_ERROR, 0, "", "", "",
+               "NAME_INVALID");
+    check_path("/v2/a/manifests/sha256:x", NGX_ERROR, 0, "", "", "",
+               "DIGEST_INVALID");
+
+    fuzz(argc > 1 ? (unsigned) atoi(argv[1]) : 200000);
+
+    printf("1..%d\n", tests);
+
+    return failed ? 1 : 0;
+}
