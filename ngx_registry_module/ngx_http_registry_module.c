@@ -19,6 +19,8 @@ static ngx_http_registry_t *ngx_http_registry_select(ngx_http_request_t *r,
 static ngx_int_t ngx_http_registry_upstream_uri(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_path_t *path,
     ngx_http_registry_args_t *args);
+static ngx_int_t ngx_http_registry_cache_key(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_send(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *body);
 static ngx_int_t ngx_http_registry_send_error(ngx_http_request_t *r,
@@ -33,6 +35,8 @@ static ngx_int_t ngx_http_registry_name_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_upstream_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_registry_cache_status_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 
 static char *ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -74,6 +78,27 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_registry_loc_conf_t, mirror),
+      NULL },
+
+    { ngx_string("registry_tag_valid"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_registry_loc_conf_t, tag_valid),
+      NULL },
+
+    { ngx_string("registry_digest_valid"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_registry_loc_conf_t, digest_valid),
+      NULL },
+
+    { ngx_string("registry_cache_header"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_registry_loc_conf_t, cache_header),
       NULL },
 
       ngx_null_command
@@ -136,6 +161,20 @@ static ngx_http_variable_t  ngx_http_registry_vars[] = {
       offsetof(ngx_http_registry_ctx_t, reference),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("registry_accept"), NULL,
+      ngx_http_registry_variable,
+      offsetof(ngx_http_registry_ctx_t, accept),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_cache_key"), NULL,
+      ngx_http_registry_variable,
+      offsetof(ngx_http_registry_ctx_t, cache_key),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_cache_status"), NULL,
+      ngx_http_registry_cache_status_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
       ngx_http_null_variable
 };
 
@@ -145,6 +184,8 @@ static ngx_str_t  ngx_http_registry_api_header =
 static ngx_str_t  ngx_http_registry_api_version = ngx_string("registry/2.0");
 static ngx_str_t  ngx_http_registry_allow_header = ngx_string("Allow");
 static ngx_str_t  ngx_http_registry_ns_header = ngx_string("OCI-Namespace");
+static ngx_str_t  ngx_http_registry_cache_header =
+    ngx_string("X-Registry-Cache");
 static ngx_str_t  ngx_http_registry_json =
     ngx_string("application/json; charset=utf-8");
 
@@ -228,7 +269,9 @@ ngx_http_registry_handler(ngx_http_request_t *r)
         goto failed;
     }
 
-    if (ngx_http_registry_upstream_uri(r, ctx, &path, &args) != NGX_OK) {
+    if (ngx_http_registry_upstream_uri(r, ctx, &path, &args) != NGX_OK
+        || ngx_http_registry_cache_key(r, ctx) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -428,6 +471,88 @@ ngx_http_registry_upstream_uri(ngx_http_request_t *r,
 
     ctx->uri.len = p - ctx->uri.data;
     ctx->endpoint = path->endpoint;
+    ctx->digest = path->digest
+                  && path->endpoint != NGX_HTTP_REGISTRY_REFERRERS;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Content named by its digest is keyed by the digest alone within a
+ * registry: one copy however many repositories share it.  A tag is a
+ * moving pointer whose answer depends on Accept, so its key has the
+ * normalised Accept list, and that same list goes upstream.
+ */
+
+static ngx_int_t
+ngx_http_registry_cache_key(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    u_char           *p;
+    ngx_uint_t        i, mask;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    if (ctx->endpoint == NGX_HTTP_REGISTRY_MANIFEST) {
+
+        /* $http_accept is the first line only; docker sends one a type */
+
+        mask = 0;
+        part = &r->headers_in.headers.part;
+        h = part->elts;
+
+        for (i = 0; /* void */; i++) {
+
+            if (i >= part->nelts) {
+                if (part->next == NULL) {
+                    break;
+                }
+
+                part = part->next;
+                h = part->elts;
+                i = 0;
+            }
+
+            if (h[i].key.len == sizeof("Accept") - 1
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "Accept",
+                                   sizeof("Accept") - 1)
+                   == 0)
+            {
+                mask |= ngx_http_registry_accept_mask(h[i].value.data,
+                                                      h[i].value.len);
+            }
+        }
+
+        p = ngx_pnalloc(r->pool, NGX_HTTP_REGISTRY_ACCEPT_MAX);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx->accept.data = p;
+        ctx->accept.len = ngx_http_registry_accept_string(mask, p);
+    }
+
+    p = ngx_pnalloc(r->pool, ctx->registry->name.len + ctx->uri.len
+                             + ctx->accept.len + sizeof(" manifest  ") - 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->cache_key.data = p;
+
+    if (ctx->digest) {
+        p = ngx_sprintf(p, "%V %s %V", &ctx->registry->name,
+                        ctx->endpoint == NGX_HTTP_REGISTRY_BLOB
+                        ? "blob" : "manifest",
+                        &ctx->reference);
+
+    } else {
+        p = ngx_sprintf(p, "%V %V %V", &ctx->registry->name, &ctx->uri,
+                        &ctx->accept);
+    }
+
+    ctx->cache_key.len = p - ctx->cache_key.data;
 
     return NGX_OK;
 }
@@ -538,16 +663,60 @@ ngx_http_registry_set_header(ngx_http_request_t *r, ngx_str_t *key,
 }
 
 
-/* containerd's "ns" is echoed back, as the distribution spec asks */
+/*
+ * Cache validity is decided here, not by proxy_cache_valid: header filters
+ * run before nginx decides whether to store a response (and, for a 304
+ * revalidation, before it refreshes the entry), and only here is the kind
+ * of request known.  Only a GET stores or refreshes an entry; a HEAD
+ * response has no body and must never stand in for one.  Upstream
+ * Cache-Control and Expires are ignored (registry_params), so nothing else
+ * makes a response cacheable.
+ */
 
 static ngx_int_t
 ngx_http_registry_header_filter(ngx_http_request_t *r)
 {
-    ngx_http_registry_ctx_t  *ctx;
+    ngx_str_t                     *status;
+    ngx_http_upstream_t           *u;
+    ngx_http_registry_ctx_t       *ctx;
+    ngx_http_registry_loc_conf_t  *rlcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
-    if (ctx != NULL && ctx->ns.len && r == r->main) {
+    if (ctx == NULL || r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
+    u = r->upstream;
+
+#if (NGX_HTTP_CACHE)
+
+    if (u && r->cache && r->method == NGX_HTTP_GET
+        && ((!r->cached && u->headers_in.status_n == NGX_HTTP_OK)
+            || (r->cached && u->cache_status == NGX_HTTP_CACHE_REVALIDATED)))
+    {
+        r->cache->valid_sec = ngx_time()
+                              + (ctx->digest ? rlcf->digest_valid
+                                             : rlcf->tag_valid);
+    }
+
+    if (rlcf->cache_header && u && u->cache_status) {
+        status = &ngx_http_cache_status[u->cache_status - 1];
+
+        if (ngx_http_registry_set_header(r, &ngx_http_registry_cache_header,
+                                         status)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+#endif
+
+    /* containerd's "ns" is echoed back, as the distribution spec asks */
+
+    if (ctx->ns.len) {
         if (ngx_http_registry_set_header(r, &ngx_http_registry_ns_header,
                                          &ctx->ns)
             != NGX_OK)
@@ -627,6 +796,36 @@ ngx_http_registry_upstream_variable(ngx_http_request_t *r,
     v->no_cacheable = 0;
     v->not_found = 0;
     v->data = ctx->registry->upstream.data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_registry_cache_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+#if (NGX_HTTP_CACHE)
+
+    ngx_str_t  *status;
+
+    if (ngx_http_get_module_ctx(r, ngx_http_registry_module) != NULL
+        && r->upstream && r->upstream->cache_status)
+    {
+        status = &ngx_http_cache_status[r->upstream->cache_status - 1];
+
+        v->len = status->len;
+        v->valid = 1;
+        v->no_cacheable = 0;
+        v->not_found = 0;
+        v->data = status->data;
+
+        return NGX_OK;
+    }
+
+#endif
+
+    v->not_found = 1;
 
     return NGX_OK;
 }
@@ -858,6 +1057,9 @@ ngx_http_registry_create_loc_conf(ngx_conf_t *cf)
      */
 
     rlcf->mirror = NGX_CONF_UNSET;
+    rlcf->cache_header = NGX_CONF_UNSET;
+    rlcf->tag_valid = NGX_CONF_UNSET;
+    rlcf->digest_valid = NGX_CONF_UNSET;
 
     return rlcf;
 }
@@ -882,6 +1084,10 @@ ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_registry_module);
 
     ngx_conf_merge_value(conf->mirror, prev->mirror, 0);
+    ngx_conf_merge_value(conf->cache_header, prev->cache_header, 1);
+    ngx_conf_merge_sec_value(conf->tag_valid, prev->tag_valid, 60);
+    ngx_conf_merge_sec_value(conf->digest_valid, prev->digest_valid,
+                             365 * 24 * 60 * 60);
     ngx_conf_merge_str_value(conf->default_name, prev->default_name, "");
 
     if (conf->aliases == NULL) {

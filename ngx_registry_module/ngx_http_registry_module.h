@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 #include "ngx_http_registry_validate.h"
 #include "ngx_http_registry_route.h"
+#include "ngx_http_registry_cache.h"
 
 
 /* one "registry" directive */
@@ -39,6 +40,9 @@ typedef struct {
 
 typedef struct {
     ngx_flag_t                 mirror;
+    ngx_flag_t                 cache_header;
+    time_t                     tag_valid;
+    time_t                     digest_valid;
     ngx_array_t               *aliases;     /* ngx_http_registry_alias_t */
     ngx_str_t                  default_name;
     ngx_http_registry_t       *default_registry;
@@ -54,6 +58,9 @@ typedef struct {
     ngx_str_t                  reference;
     ngx_str_t                  uri;         /* as sent upstream */
     ngx_str_t                  ns;          /* echoed in OCI-Namespace */
+    ngx_str_t                  accept;      /* normalised manifest types */
+    ngx_str_t                  cache_key;
+    unsigned                   digest:1;    /* immutable content */
 } ngx_http_registry_ctx_t;
 
 

@@ -74,6 +74,7 @@ like($out, qr/test is successful/, 'nginx -t says so');
 # the stock configuration plus a mirror server using registry_params
 make_path("$dest/etc/nginx/conf.d");
 spew("$dest/etc/nginx/conf.d/mirror.conf", <<"EOF");
+proxy_cache_path $d/cache keys_zone=registry:8m;
 registry docker.io https://registry-1.docker.io;
 server {
     listen 127.0.0.1:5000;

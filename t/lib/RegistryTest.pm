@@ -15,6 +15,7 @@ use File::Path qw(make_path);
 use File::Temp qw(tempdir);
 use IO::Select;
 use IO::Socket::INET;
+use Digest::SHA;
 use JSON::PP;
 use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(time sleep);
@@ -23,7 +24,7 @@ our @EXPORT = qw(
     $ROOT module_path test_dir free_port wait_port spawn stop
     start_registry start_nginx nginx_conf registry_requests file_lines
     http_raw http_get build_image push_image run_ok run_out slurp spew
-    upstream_digest
+    upstream_digest build_index_image cache_entries wait_until
 );
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
@@ -193,7 +194,8 @@ sub registry_requests {
 }
 
 # Wraps the inside of an http{} block into a whole nginx.conf for a test:
-# 2 workers, logs and temp files in the test folder.
+# 2 workers, logs, temp files and the cache (zone "registry") in the test
+# folder.
 sub nginx_conf {
     my ($http) = @_;
     my $user = $> == 0 ? 'user www-data;' : '';
@@ -212,6 +214,8 @@ http {
     fastcgi_temp_path \@DIR\@/tmp/fastcgi;
     uwsgi_temp_path \@DIR\@/tmp/uwsgi;
     scgi_temp_path \@DIR\@/tmp/scgi;
+    proxy_cache_path \@DIR\@/cache levels=1:2 keys_zone=registry:8m
+                     use_temp_path=off;
 $http
 }
 CONF
@@ -300,6 +304,57 @@ sub build_image {
                "/layer-$i");
     }
     return { layout => "$d/oci", tag => $tag, ref => "oci:$d/oci:$tag" };
+}
+
+# Two single-layer images (amd64, arm64) in one layout and, tagged "multi",
+# an OCI index over them written by hand; push with all => 1.
+sub build_index_image {
+    my $img = build_image(layers => [{ arch => "amd64\n" }], tag => 'amd64');
+    my $d = $img->{layout};
+    my $src = test_dir() . '/arm64-' . ++$seq;
+    make_path($src);
+    spew("$src/arch", "arm64\n");
+    run_ok('umoci', 'new', '--image', "$d:arm64");
+    run_ok('umoci', 'insert', '--image', "$d:arm64", $src, '/arch');
+
+    my $index = decode_json(slurp("$d/index.json"));
+    my @m = map { {
+        mediaType => $_->{mediaType}, digest => $_->{digest},
+        size => $_->{size},
+        platform => { os => 'linux', architecture =>
+                      $_->{annotations}{'org.opencontainers.image.ref.name'} },
+    } } @{ $index->{manifests} };
+    my $json = JSON::PP->new->canonical->encode({
+        schemaVersion => 2,
+        mediaType => 'application/vnd.oci.image.index.v1+json',
+        manifests => \@m });
+    my $hex = Digest::SHA::sha256_hex($json);
+    spew("$d/blobs/sha256/$hex", $json);
+    push @{ $index->{manifests} }, {
+        mediaType => 'application/vnd.oci.image.index.v1+json',
+        digest => "sha256:$hex", size => length $json,
+        annotations => { 'org.opencontainers.image.ref.name' => 'multi' } };
+    spew("$d/index.json", encode_json($index));
+    return { layout => $d, tag => 'multi', ref => "oci:$d:multi" };
+}
+
+# The entries of a proxy_cache folder: cache key => [file, contents].
+sub cache_entries {
+    my ($cache) = @_;
+    my %e;
+    for my $f (split /\n/, run_out('find', $cache, '-type', 'f')) {
+        my $data = slurp($f);
+        $e{$1} = [$f, $data] if $data =~ /\nKEY: ([^\n]*)\n/;
+    }
+    return \%e;
+}
+
+# For cache validity, the condition is the clock itself: wait until the
+# wall clock has passed an epoch time (bounded by the caller's choice).
+sub wait_until {
+    my ($epoch) = @_;
+    my $left = $epoch - time;
+    sleep $left if $left > 0;
 }
 
 sub push_image {
