@@ -1,0 +1,144 @@
+#!/usr/bin/perl
+
+# Outages: once an image has been pulled it can be pulled again with the
+# upstream gone: by digest, and by tag after the tag's validity has passed
+# (served stale, and the response says so), also when the upstream answers
+# 5xx or 429, or accepts the connection and never answers.
+
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use Time::HiRes qw(time);
+use RegistryTest;
+
+my $reg = start_registry();
+my $img = build_image(layers => [{ a => "stale a\n" }, { b => "stale b\n" }]);
+push_image($img, $reg, 'library/app:1');
+my $digest = upstream_digest($reg, 'library/app', '1');
+
+# the mirror's upstream is a plain nginx in front of the registry, so that
+# its port can be taken over by a failing stand-in
+my $fport = free_port();
+my $front_http = <<"EOF";
+    server {
+        listen 127.0.0.1:$fport;
+        location / { proxy_pass $reg->{url}; }
+    }
+EOF
+my $front = start_nginx(ports => [$fport], http => $front_http);
+
+my $port = free_port();
+my $ng = start_nginx(ports => [$port], http => <<"EOF");
+    log_format cache '\$registry_cache_status \$status \$request';
+    registry docker.io http://127.0.0.1:$fport;
+    registry_tag_valid 1s;
+    server {
+        listen 127.0.0.1:$port;
+        access_log \@DIR\@/cache.log cache;
+        registry_default docker.io;
+        proxy_connect_timeout 2s;
+        proxy_read_timeout 2s;
+        include $ROOT/registry_params;
+    }
+EOF
+
+sub pull {
+    my ($ref) = @_;
+    my $out = test_dir() . '/pull-' . int(rand 1e9);
+    my $log = run_out('skopeo', '--insecure-policy', 'copy',
+                      '--src-tls-verify=false',
+                      "docker://127.0.0.1:$port/docker.io/library/app$ref",
+                      "dir:$out");
+    return ($? == 0, $log);
+}
+
+sub last_manifest_line {
+    return (grep { m{ GET /v2/docker\.io/library/app/manifests/1 } }
+            file_lines("$ng->{dir}/cache.log"))[-1] // '';
+}
+
+my @accept = ('Accept: application/vnd.oci.image.manifest.v1+json');
+sub tag_get {
+    return http_get($port, '/v2/docker.io/library/app/manifests/1',
+                    headers => [@accept, @_]);
+}
+
+# Pulled once by tag and once by digest, as docker and containerd do in
+# one pull (HEAD the tag, then GET by digest); skopeo asks by tag only.
+my $t0 = time;
+my ($ok, $log) = pull(':1');
+ok($ok, 'first pull through the mirror, by tag') or diag $log;
+($ok, $log) = pull("\@$digest");
+ok($ok, 'and by digest') or diag $log;
+is(tag_get()->{status}, 200, 'tag cached for raw requests too');
+
+# --- upstream stopped -----------------------------------------------------
+
+stop($front->{pid});
+wait_until($t0 + 2.5);
+
+($ok, $log) = pull(':1');
+ok($ok, 'pull by tag with the upstream stopped, validity passed')
+    or diag $log;
+like(last_manifest_line(), qr/^STALE 200 /, 'the log says STALE');
+($ok, $log) = pull("\@$digest");
+ok($ok, 'pull by digest with the upstream stopped') or diag $log;
+
+my $r = tag_get();
+is($r->{status}, 200, 'raw GET by tag: 200');
+is($r->{headers}{'x-registry-cache'}[0], 'STALE', 'header says STALE');
+is($r->{headers}{'docker-content-digest'}[0], $digest, 'the cached digest');
+
+# --- upstream answers 5xx or 429 ------------------------------------------
+
+my $failing = start_nginx(ports => [$fport], http => <<"EOF");
+    server {
+        listen 127.0.0.1:$fport;
+        access_log \@DIR\@/failing.log;
+        location / {
+            if (\$http_x_fail = 500) { return 500; }
+            if (\$http_x_fail = 429) { return 429; }
+            return 503;
+        }
+    }
+EOF
+
+for my $code (500, 503, 429) {
+    $r = tag_get("X-Fail: $code");
+    is($r->{status}, 200, "upstream $code: 200 from the cache");
+    is($r->{headers}{'x-registry-cache'}[0], 'STALE', "upstream $code: STALE");
+}
+is(scalar(() = file_lines("$failing->{dir}/failing.log")), 3,
+   'the failing upstream was asked each time');
+($ok, $log) = pull(':1');
+ok($ok, 'pull by tag while the upstream answers 503') or diag $log;
+stop($failing->{pid});
+
+# --- upstream accepts and never answers -----------------------------------
+
+my $hang = spawn(cmd => ['perl', '-MIO::Socket::INET', '-e', <<"EOF"]);
+alarm 60;
+my \$s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $fport,
+                               Listen => 16, ReuseAddr => 1) or die;
+my \@held;
+while (my \$c = \$s->accept) { push \@held, \$c }
+EOF
+ok(wait_port($fport, pid => $hang), 'silent upstream listening');
+
+my $t1 = time;
+$r = tag_get();
+is($r->{status}, 200, 'upstream times out: 200 from the cache');
+is($r->{headers}{'x-registry-cache'}[0], 'STALE', 'upstream times out: STALE');
+diag(sprintf 'answered after %.1f s (proxy_read_timeout 2s)', time - $t1);
+stop($hang);
+
+# --- and nothing was lost: the upstream back, the tag revalidates ---------
+
+$front = start_nginx(ports => [$fport], http => $front_http);
+$r = tag_get();
+is($r->{headers}{'x-registry-cache'}[0], 'REVALIDATED',
+   'upstream back: revalidated');
+is($r->{headers}{'docker-content-digest'}[0], $digest, 'same digest');
+
+done_testing();
