@@ -27,7 +27,7 @@ RESOLVER    ?= $(shell awk '/^nameserver/ { a = $$2; \
 
 SOURCES := config $(wildcard ngx_registry_module/*.c ngx_registry_module/*.h)
 
-.PHONY: all module test install uninstall run run-conf clean
+.PHONY: all module test install uninstall run run-conf bench clean
 
 all: module
 
@@ -85,3 +85,7 @@ run: module run-conf
 
 clean:
 	rm -rf $(BUILD)
+
+# Side-by-side cache benchmark on loopback (needs: apt-get install wrk curl).
+bench: module
+	perl bench/cache.pl

@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 
-# The grammar and the path parser on their own, without nginx: table tests
+# The grammar, the path parser and the Accept normaliser on their own, without nginx: table tests
 # and a bounded fuzz loop, built with AddressSanitizer and UBSan where the
 # compiler has them.  The C program prints the TAP.
 
@@ -16,7 +16,8 @@ my @inc = map { "-I$ngx/$_" }
           qw(src/core src/event src/event/modules src/os/unix objs);
 my @cc = ('cc', '-g', '-O1', '-Wall', '-Werror', @inc, "-I$src",
           "$ROOT/t/unit/grammar_test.c", "$src/ngx_http_registry_validate.c",
-          "$src/ngx_http_registry_route.c", '-o', $bin);
+          "$src/ngx_http_registry_route.c", "$src/ngx_http_registry_cache.c",
+          '-o', $bin);
 
 my $out = run_out(@cc[0 .. 4], '-fsanitize=address,undefined',
                   '-fno-sanitize-recover=all', @cc[5 .. $#cc]);

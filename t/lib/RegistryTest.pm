@@ -197,11 +197,11 @@ sub registry_requests {
 # 2 workers, logs, temp files and the cache (zone "registry") in the test
 # folder.
 sub nginx_conf {
-    my ($http) = @_;
+    my ($http, %o) = @_;
     my $user = $> == 0 ? 'user www-data;' : '';
-    my $mod = module_path();
+    my $load = $o{plain} ? '' : 'load_module ' . module_path() . ';';
     return <<"CONF";
-load_module $mod;
+$load
 $user
 worker_processes 2;
 pid \@DIR\@/nginx.pid;
@@ -222,14 +222,15 @@ CONF
 }
 
 # Starts nginx in the foreground with "conf" (a whole nginx.conf) or
-# "http" (the inside of http{}); @DIR@ names its folder.  Waits for every
+# "http" (the inside of http{}; plain => 1 leaves the module out); @DIR@
+# names its folder.  Waits for every
 # port (or "addr:port") in "ports".
 sub start_nginx {
     my (%o) = @_;
     my $d = test_dir() . '/nginx-' . ++$seq;
     make_path("$d/tmp");
     chmod 0755, $d;
-    my $conf = $o{conf} // nginx_conf($o{http});
+    my $conf = $o{conf} // nginx_conf($o{http}, plain => $o{plain});
     $conf =~ s/\@DIR\@/$d/g;
     spew("$d/nginx.conf", $conf);
     my $pid = spawn(cmd => ['nginx', '-p', "$d/", '-c', "$d/nginx.conf",

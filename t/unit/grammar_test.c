@@ -12,6 +12,16 @@
 #include <ngx_core.h>
 #include "ngx_http_registry_validate.h"
 #include "ngx_http_registry_route.h"
+#include "ngx_http_registry_cache.h"
+
+
+/* from nginx's ngx_string.c, which is not linked into this test */
+
+ngx_int_t
+ngx_strncasecmp(u_char *s1, u_char *s2, size_t n)
+{
+    return strncasecmp((char *) s1, (char *) s2, n);
+}
 
 
 static int  tests;
@@ -62,6 +72,27 @@ check_path(const char *s, ngx_int_t want_rc, ngx_uint_t endpoint,
 
     ok(rc == NGX_OK && path.endpoint == endpoint && eq(&path.prefix, prefix)
        && eq(&path.name, name) && eq(&path.reference, ref), "parsed", s);
+}
+
+
+static void
+check_accept(const char *lines[], const char *want)
+{
+    u_char      buf[NGX_HTTP_REGISTRY_ACCEPT_MAX];
+    size_t      len;
+    ngx_uint_t  i, mask;
+
+    mask = 0;
+
+    for (i = 0; lines[i]; i++) {
+        mask |= ngx_http_registry_accept_mask((u_char *) lines[i],
+                                              strlen(lines[i]));
+    }
+
+    len = ngx_http_registry_accept_string(mask, buf);
+
+    ok(len == strlen(want) && ngx_strncmp(buf, want, len) == 0,
+       "accept", lines[0]);
 }
 
 
@@ -258,6 +289,29 @@ main(int argc, char **argv)
                "NAME_INVALID");
     check_path("/v2/a/manifests/sha256:x", NGX_ERROR, 0, "", "", "",
                "DIGEST_INVALID");
+
+    {
+    const char  *a1[] = { "application/vnd.oci.image.manifest.v1+json", NULL };
+    const char  *a2[] = { "application/vnd.oci.image.index.v1+json;q=0, "
+                          "application/vnd.oci.image.manifest.v1+json", NULL };
+    const char  *a3[] = { "application/vnd.oci.image.index.v1+json; q=0.000",
+                          "*/*, application/json", NULL };
+    const char  *a4[] = { " APPLICATION/vnd.oci.image.index.v1+json ;q=0.5",
+                          "application/vnd.docker.distribution.manifest.v2+json",
+                          "application/vnd.oci.image.index.v1+json", NULL };
+    const char  *a5[] = { "application/vnd.oci.image.manifest.v1+jsonx, "
+                          "application/vnd.oci.image.manifest.v1, ,,", NULL };
+    const char  *a6[] = { "application/vnd.oci.image.index.v1+json;q=0.01",
+                          NULL };
+
+    check_accept(a1, "application/vnd.oci.image.manifest.v1+json");
+    check_accept(a2, "application/vnd.oci.image.manifest.v1+json");
+    check_accept(a3, "");
+    check_accept(a4, "application/vnd.docker.distribution.manifest.v2+json, "
+                     "application/vnd.oci.image.index.v1+json");
+    check_accept(a5, "");
+    check_accept(a6, "application/vnd.oci.image.index.v1+json");
+    }
 
     fuzz(argc > 1 ? (unsigned) atoi(argv[1]) : 200000);
 
