@@ -31,9 +31,7 @@ static ngx_int_t ngx_http_registry_header_filter(ngx_http_request_t *r);
 
 static ngx_int_t ngx_http_registry_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_registry_name_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_registry_upstream_variable(ngx_http_request_t *r,
+static ngx_int_t ngx_http_registry_conf_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_cache_status_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
@@ -139,11 +137,13 @@ ngx_module_t  ngx_http_registry_module = {
 static ngx_http_variable_t  ngx_http_registry_vars[] = {
 
     { ngx_string("registry_upstream"), NULL,
-      ngx_http_registry_upstream_variable, 0,
+      ngx_http_registry_conf_variable,
+      offsetof(ngx_http_registry_t, upstream),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("registry_name"), NULL,
-      ngx_http_registry_name_variable, 0,
+      ngx_http_registry_conf_variable,
+      offsetof(ngx_http_registry_t, name),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("registry_uri"), NULL,
@@ -755,10 +755,13 @@ ngx_http_registry_variable(ngx_http_request_t *r,
 }
 
 
+/* a field of the chosen registry's configuration */
+
 static ngx_int_t
-ngx_http_registry_name_variable(ngx_http_request_t *r,
+ngx_http_registry_conf_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
+    ngx_str_t                *s;
     ngx_http_registry_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
@@ -768,34 +771,13 @@ ngx_http_registry_name_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    v->len = ctx->registry->name.len;
+    s = (ngx_str_t *) ((char *) ctx->registry + data);
+
+    v->len = s->len;
     v->valid = 1;
     v->no_cacheable = 0;
     v->not_found = 0;
-    v->data = ctx->registry->name.data;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_registry_upstream_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    ngx_http_registry_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
-
-    if (ctx == NULL) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    v->len = ctx->registry->upstream.len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = ctx->registry->upstream.data;
+    v->data = s->data;
 
     return NGX_OK;
 }
