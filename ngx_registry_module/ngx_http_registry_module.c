@@ -35,6 +35,10 @@ static ngx_int_t ngx_http_registry_conf_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_cache_status_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_registry_counter_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_registry_expected_digest(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 
 static char *ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -90,6 +94,13 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       ngx_conf_set_sec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_registry_loc_conf_t, digest_valid),
+      NULL },
+
+    { ngx_string("registry_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_registry_loc_conf_t, verify),
       NULL },
 
     { ngx_string("registry_cache_header"),
@@ -173,6 +184,11 @@ static ngx_http_variable_t  ngx_http_registry_vars[] = {
 
     { ngx_string("registry_cache_status"), NULL,
       ngx_http_registry_cache_status_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_digest_mismatches"), NULL,
+      ngx_http_registry_counter_variable,
+      offsetof(ngx_http_registry_counters_t, digest_mismatches),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
@@ -479,20 +495,26 @@ ngx_http_registry_upstream_uri(ngx_http_request_t *r,
 
 
 /*
- * Content named by its digest is keyed by the digest alone within a
- * registry: one copy however many repositories share it.  A tag is a
- * moving pointer whose answer depends on Accept, so its key has the
- * normalised Accept list, and that same list goes upstream.
+ * Content named by its digest is keyed by the digest alone: one copy
+ * however many repositories, and with verified fills however many
+ * registries, share it (unverified, a registry could poison another's
+ * entry, so the key then has the registry).  A tag is a moving pointer
+ * whose answer depends on Accept, so its key has the normalised Accept
+ * list, and that same list goes upstream.
  */
 
 static ngx_int_t
 ngx_http_registry_cache_key(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    u_char           *p;
-    ngx_uint_t        i, mask;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    u_char                        *p;
+    ngx_str_t                      registry;
+    ngx_uint_t                     i, mask;
+    ngx_list_part_t               *part;
+    ngx_table_elt_t               *h;
+    ngx_http_registry_loc_conf_t  *rlcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
 
     if (ctx->endpoint == NGX_HTTP_REGISTRY_MANIFEST) {
 
@@ -542,7 +564,14 @@ ngx_http_registry_cache_key(ngx_http_request_t *r,
     ctx->cache_key.data = p;
 
     if (ctx->digest) {
-        p = ngx_sprintf(p, "%V %s %V", &ctx->registry->name,
+        if (rlcf->verify) {
+            ngx_str_set(&registry, "*");
+
+        } else {
+            registry = ctx->registry->name;
+        }
+
+        p = ngx_sprintf(p, "%V %s %V", &registry,
                         ctx->endpoint == NGX_HTTP_REGISTRY_BLOB
                         ? "blob" : "manifest",
                         &ctx->reference);
@@ -714,6 +743,14 @@ ngx_http_registry_header_filter(ngx_http_request_t *r)
 
 #endif
 
+    if (rlcf->verify && u && !r->cached && r->method == NGX_HTTP_GET
+        && u->headers_in.status_n == NGX_HTTP_OK
+        && ngx_http_registry_expected_digest(r, ctx) == NGX_OK
+        && ngx_http_registry_verify_body(r, &ctx->expected) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     /* containerd's "ns" is echoed back, as the distribution spec asks */
 
     if (ctx->ns.len) {
@@ -726,6 +763,59 @@ ngx_http_registry_header_filter(ngx_http_request_t *r)
     }
 
     return ngx_http_next_header_filter(r);
+}
+
+
+/*
+ * What a fill's body must hash to: the digest in the URL, or for a tag the
+ * upstream's Docker-Content-Digest.  A tag without one cannot be checked.
+ */
+
+static ngx_int_t
+ngx_http_registry_expected_digest(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    if (ctx->digest) {
+        ctx->expected = ctx->reference;
+        return NGX_OK;
+    }
+
+    if (ctx->endpoint != NGX_HTTP_REGISTRY_MANIFEST) {
+        return NGX_DECLINED;
+    }
+
+    part = &r->upstream->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NGX_DECLINED;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Docker-Content-Digest") - 1
+            && ngx_strncasecmp(h[i].key.data,
+                               (u_char *) "Docker-Content-Digest",
+                               sizeof("Docker-Content-Digest") - 1)
+               == 0
+            && ngx_http_registry_valid_digest(h[i].value.data,
+                                              h[i].value.len)
+               == NGX_OK)
+        {
+            ctx->expected = h[i].value;
+            return NGX_OK;
+        }
+    }
 }
 
 
@@ -808,6 +898,34 @@ ngx_http_registry_cache_status_variable(ngx_http_request_t *r,
 #endif
 
     v->not_found = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_registry_counter_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char  *p;
+
+    if (ngx_http_registry_counters == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_ATOMIC_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%uA", *(ngx_atomic_t *)
+                         ((char *) ngx_http_registry_counters + data))
+             - p;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = p;
 
     return NGX_OK;
 }
@@ -1040,6 +1158,7 @@ ngx_http_registry_create_loc_conf(ngx_conf_t *cf)
 
     rlcf->mirror = NGX_CONF_UNSET;
     rlcf->cache_header = NGX_CONF_UNSET;
+    rlcf->verify = NGX_CONF_UNSET;
     rlcf->tag_valid = NGX_CONF_UNSET;
     rlcf->digest_valid = NGX_CONF_UNSET;
 
@@ -1067,6 +1186,7 @@ ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->mirror, prev->mirror, 0);
     ngx_conf_merge_value(conf->cache_header, prev->cache_header, 1);
+    ngx_conf_merge_value(conf->verify, prev->verify, 1);
     ngx_conf_merge_sec_value(conf->tag_valid, prev->tag_valid, 60);
     ngx_conf_merge_sec_value(conf->digest_valid, prev->digest_valid,
                              365 * 24 * 60 * 60);
@@ -1123,6 +1243,12 @@ ngx_http_registry_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_registry_handler;
+
+    if (ngx_http_registry_metrics_zone(cf, &ngx_http_registry_module)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_registry_header_filter;

@@ -14,6 +14,8 @@
 #include "ngx_http_registry_validate.h"
 #include "ngx_http_registry_route.h"
 #include "ngx_http_registry_cache.h"
+#include "ngx_http_registry_verify.h"
+#include "ngx_http_registry_metrics.h"
 
 
 /* one "registry" directive */
@@ -41,6 +43,7 @@ typedef struct {
 typedef struct {
     ngx_flag_t                 mirror;
     ngx_flag_t                 cache_header;
+    ngx_flag_t                 verify;
     time_t                     tag_valid;
     time_t                     digest_valid;
     ngx_array_t               *aliases;     /* ngx_http_registry_alias_t */
@@ -60,6 +63,8 @@ typedef struct {
     ngx_str_t                  ns;          /* echoed in OCI-Namespace */
     ngx_str_t                  accept;      /* normalised manifest types */
     ngx_str_t                  cache_key;
+    ngx_str_t                  expected;    /* digest a body must have */
+    void                      *verify;      /* the running hash */
     unsigned                   digest:1;    /* immutable content */
 } ngx_http_registry_ctx_t;
 

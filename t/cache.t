@@ -106,7 +106,7 @@ is(upstream_count(qr{^GET /v2/library/\w+/manifests/\Q$mdig\E$}), 1,
 my $entries = cache_entries($cache);
 is(scalar(grep { /\Q$layer\E/ } keys %$entries), 1,
    'one cache file holds the blob');
-ok($entries->{"docker.io blob $layer"}, 'keyed by registry and digest');
+ok($entries->{"* blob $layer"}, "keyed by the digest alone");
 
 # --- tags: the normalised Accept list is the key and goes upstream ------
 
@@ -180,7 +180,7 @@ is(upstream_count(qr{^HEAD /v2/library/cold/blobs/\Q$cold\E$}), $heads + 1,
    'cold HEAD costs the upstream a HEAD');
 is(upstream_count(qr{^GET /v2/library/cold/blobs/\Q$cold\E$}), 0,
    '... not a download');
-ok(!cache_entries($cache)->{"docker.io blob $cold"},
+ok(!cache_entries($cache)->{"* blob $cold"},
    'HEAD created no cache entry');
 
 $r = get("/v2/library/cold/blobs/$cold");
