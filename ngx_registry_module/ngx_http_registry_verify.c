@@ -147,13 +147,19 @@ ngx_http_registry_verify_init(void *data)
 }
 
 
+/*
+ * What is held back is every link made from the last raw buffer that gave
+ * any: nginx frees a raw buffer when its last link is written, walking its
+ * earlier links, so those must not have been written and recycled before.
+ */
+
 static ngx_int_t
 ngx_http_registry_verify_filter(ngx_event_pipe_t *p, ngx_buf_t *buf)
 {
     ngx_http_request_t  *r = p->input_ctx;
 
     ngx_int_t                    rc;
-    ngx_chain_t                 *cl, **ll, **last;
+    ngx_chain_t                 *cl, **ll, **held;
     ngx_http_registry_ctx_t     *ctx;
     ngx_http_registry_verify_t  *vf;
 
@@ -164,13 +170,18 @@ ngx_http_registry_verify_filter(ngx_event_pipe_t *p, ngx_buf_t *buf)
         return vf->filter(p, buf);
     }
 
-    /* the link held back last time goes first; it was hashed then */
+    /* the links held back last time go first; they were hashed then */
 
     ll = p->in ? p->last_in : &p->in;
+    held = NULL;
 
     if (vf->held) {
         *ll = vf->held;
-        ll = &vf->held->next;
+        held = ll;
+
+        for (cl = vf->held; cl->next; cl = cl->next) { /* void */ }
+
+        ll = &cl->next;
         p->last_in = ll;
         vf->held = NULL;
     }
@@ -195,18 +206,16 @@ ngx_http_registry_verify_filter(ngx_event_pipe_t *p, ngx_buf_t *buf)
         return ngx_http_registry_verify_done(r, vf);
     }
 
-    /* hold the last link back until the body is complete */
+    /* hold back what this buffer gave, or else what was held before */
 
-    last = NULL;
-
-    for (ll = &p->in; *ll; ll = &(*ll)->next) {
-        last = ll;
+    if (*ll) {
+        held = ll;
     }
 
-    if (last) {
-        vf->held = *last;
-        *last = NULL;
-        p->last_in = last;
+    if (held && *held) {
+        vf->held = *held;
+        *held = NULL;
+        p->last_in = held;
     }
 
     return NGX_OK;

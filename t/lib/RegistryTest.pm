@@ -271,9 +271,28 @@ sub http_raw {
         next unless /^([^:]+):\s*(.*)$/;
         push @{ $h{lc $1} }, $2;
     }
-    my $json = eval { decode_json($body // '') };
-    return { status => $status // 0, headers => \%h, body => $body // '',
-             json => $json, raw => $buf };
+    $body //= '';
+    my $complete = 1;
+    if (grep { /chunked/i } @{ $h{'transfer-encoding'} // [] }) {
+        ($body, $complete) = dechunk($body);
+    }
+    my $json = eval { decode_json($body) };
+    return { status => $status // 0, headers => \%h, body => $body,
+             json => $json, raw => $buf, complete => $complete };
+}
+
+# The data of a chunked body, and whether its last chunk arrived.
+sub dechunk {
+    my ($in) = @_;
+    my $out = '';
+    while ($in =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
+        my $n = hex $1;
+        return ($out, 1) if $n == 0;
+        return ($out . $in, 0) if length $in < $n;
+        $out .= substr($in, 0, $n, '');
+        $in =~ s/^\r\n//;
+    }
+    return ($out . $in, 0);
 }
 
 # A request built from parts; the path is sent exactly as given.
