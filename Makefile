@@ -86,6 +86,9 @@ run: module run-conf
 clean:
 	rm -rf $(BUILD)
 
-# Side-by-side cache benchmark on loopback (needs: apt-get install wrk curl).
+# Side-by-side benchmarks on loopback (needs: apt-get install wrk curl):
+# cache hits and fills against static nginx, plain proxy_cache and
+# distribution; verified fills against the origin and SHA-256 speed.
 bench: module
 	perl bench/cache.pl
+	perl bench/verify.pl
