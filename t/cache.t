@@ -25,6 +25,7 @@ push_image($img, $reg, 'library/a:1');
 push_image($img, $reg, 'library/b:1');
 my $other = build_image(layers => [{ cold => "cold layer\n" x 1000 }]);
 push_image($other, $reg, 'library/cold:1');
+push_image($other, $reg, 'library/cold:fresh');
 push_image(build_index_image(), $reg, 'library/multi:oci', all => 1);
 run_ok('skopeo', '--insecure-policy', 'copy', '--all', '--format', 'v2s2',
        '--src-tls-verify=false', '--dest-tls-verify=false',
@@ -45,10 +46,18 @@ my $front_log = "$front->{dir}/front.log";
 
 my $port = free_port();
 my $port_quiet = free_port();
-my $ng = start_nginx(ports => [$port, $port_quiet], http => <<"EOF");
+my $port_short = free_port();
+my $ng = start_nginx(ports => [$port, $port_quiet, $port_short],
+                     http => <<"EOF");
     log_format cache '\$registry_cache_status \$request';
     registry docker.io http://127.0.0.1:$fport;
-    registry_tag_valid 1s;
+
+    server {
+        listen 127.0.0.1:$port_short;
+        registry_default docker.io;
+        registry_tag_valid 2s;
+        include $ROOT/registry_params;
+    }
 
     server {
         listen 127.0.0.1:$port;
@@ -209,33 +218,38 @@ is(scalar registry_requests($reg), $before,
 
 # --- tag validity, revalidation, and HEAD on an expired tag --------------
 
-my $t0 = time;
-$r = get('/v2/library/cold/manifests/1', headers => \@all);
-my $tag_key = $r->{status} == 200 ? (grep { /cold\/manifests\/1 / }
-                                     keys %{ cache_entries($cache) })[0] : '';
+# Filled through a server with registry_tag_valid 2s (the validity is the
+# filler's), read through the default one.  nginx keeps validity in whole
+# seconds: filled at second S, fresh through S+2, expired from S+3 on.
+$r = http_get($port_short, '/v2/library/cold/manifests/fresh',
+              headers => \@all);
+my $filled = time;
+is(status($r), 'MISS', 'tag filled');
+my $tag_key = (grep { /cold\/manifests\/fresh / }
+               keys %{ cache_entries($cache) })[0];
 ok($tag_key, 'tag manifest cached');
-$r = get('/v2/library/cold/manifests/1', headers => \@all);
+$r = get('/v2/library/cold/manifests/fresh', headers => \@all);
 is(status($r), 'HIT', 'tag within its validity: HIT');
 
-wait_until($t0 + 2.2);
+wait_until($filled + 3.1);
 my $file = cache_entries($cache)->{$tag_key}[1];
-$r = get('/v2/library/cold/manifests/1', method => 'HEAD',
+$r = get('/v2/library/cold/manifests/fresh', method => 'HEAD',
          headers => \@all);
 is($r->{status}, 200, 'HEAD on an expired tag');
 is(cache_entries($cache)->{$tag_key}[1], $file,
    'HEAD left the expired entry untouched');
-like((grep { m{^HEAD /v2/library/cold/manifests/1 } }
+like((grep { m{^HEAD /v2/library/cold/manifests/fresh } }
       file_lines($front_log))[-1], qr/ 304$/,
      'HEAD revalidated upstream with a conditional HEAD');
 
-$r = get('/v2/library/cold/manifests/1', headers => \@all);
+$r = get('/v2/library/cold/manifests/fresh', headers => \@all);
 is(status($r), 'REVALIDATED', 'expired tag: revalidated');
-like((grep { m{^GET /v2/library/cold/manifests/1 } }
+like((grep { m{^GET /v2/library/cold/manifests/fresh } }
       file_lines($front_log))[-1], qr/ 304$/,
      'revalidation cost the upstream a 304, no body');
 isnt(cache_entries($cache)->{$tag_key}[1], $file,
      'GET refreshed the entry');
-$r = get('/v2/library/cold/manifests/1', headers => \@all);
+$r = get('/v2/library/cold/manifests/fresh', headers => \@all);
 is(status($r), 'HIT', 'fresh again: HIT');
 
 # --- the status header can be turned off; the log variable stays ---------
