@@ -1,0 +1,70 @@
+#!/usr/bin/perl
+
+# Private content: until the mirror authorises clients itself, what an
+# upstream answers to a client's own credentials is neither stored nor
+# served from the cache, so an anonymous client can never be handed it.
+
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use Digest::SHA qw(sha256_hex);
+use JSON::PP;
+use MIME::Base64;
+use RegistryTest;
+
+my $dir = test_dir();
+spew("$dir/htpasswd",
+     'puller:' . crypt('s3cret', '$2y$05$abcdefghijklmnopqrstuu') . "\n");
+my $reg = start_registry(config => <<"EOF");
+auth:
+  htpasswd:
+    realm: private-test
+    path: $dir/htpasswd
+EOF
+
+my $img = build_image(layers => [{ secret => "private layer\n" }]);
+run_ok('skopeo', '--insecure-policy', 'copy', '--dest-tls-verify=false',
+       '--dest-creds', 'puller:s3cret', $img->{ref},
+       "docker://$reg->{host}/team/private:1");
+
+my $port = free_port();
+my $ng = start_nginx(ports => [$port], http => <<"EOF");
+    registry harbor.test $reg->{url};
+    server {
+        listen 127.0.0.1:$port;
+        registry_default harbor.test;
+        include $ROOT/registry_params;
+    }
+EOF
+
+my @accept = ('Accept: application/vnd.oci.image.manifest.v1+json');
+my $auth = 'Authorization: Basic ' . encode_base64('puller:s3cret', '');
+
+my $r = http_get($port, '/v2/team/private/manifests/1', headers => \@accept);
+is($r->{status}, 401, 'anonymous: 401 from the upstream');
+
+$r = http_get($port, '/v2/team/private/manifests/1',
+              headers => [@accept, $auth]);
+is($r->{status}, 200, 'with credentials: the manifest');
+my $layer = decode_json($r->{body})->{layers}[0]{digest};
+is($r->{headers}{'x-registry-cache'}[0], 'BYPASS', 'not from the cache');
+
+$r = http_get($port, "/v2/team/private/blobs/$layer", headers => [$auth]);
+is($r->{status}, 200, 'with credentials: the blob');
+is('sha256:' . sha256_hex($r->{body}), $layer, 'blob bytes');
+
+ok(!grep({ /private|\Q$layer\E/ } keys %{ cache_entries("$ng->{dir}/cache") }),
+   'nothing fetched with credentials was stored');
+
+for my $path ('/v2/team/private/manifests/1', "/v2/team/private/blobs/$layer",
+              "/v2/other/repo/blobs/$layer")
+{
+    $r = http_get($port, $path, headers => \@accept);
+    is($r->{status}, 401, "anonymous $path: 401, not a cached copy");
+}
+
+is(scalar(grep { m{^GET /v2/\w+/\w+/blobs/} } registry_requests($reg)),
+   3, 'each blob request went to the upstream to be authorised');
+
+done_testing();
