@@ -263,4 +263,22 @@ like(join("\n", file_lines("$ng->{dir}/cache.log")),
      qr{^MISS GET /v2/library/a/blobs/.*\nHIT GET /v2/library/b/blobs/}m,
      '$registry_cache_status in the access log');
 
+# --- hostile requests leave the cache as it was ----------------------------
+
+my $snapshot = cache_entries($cache);
+for my $req ("DELETE /v2/library/a/blobs/$layer", "PUT /v2/library/a/blobs/$layer",
+             "GET /v2/library/a/blobs/\U$layer", "GET /v2/library/a/blobs/$layer%00",
+             "GET /v2/library/a/blobs/$layer/..", "GET /v2/library/%2e%2e/blobs/$layer",
+             "GET /v2/library/a/blobs/$layer?ns=evil.example",
+             "GET /v2/library/a/manifests/1%2F..%2F..")
+{
+    http_raw($port, "$req HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+             . "Connection: close\r\n\r\nabc");
+}
+is_deeply(cache_entries($cache), $snapshot,
+          'hostile requests changed no cache file');
+$r = get("/v2/library/a/blobs/$layer");
+is(status($r), 'HIT', 'the blob is still served from the cache');
+is('sha256:' . sha256_hex($r->{body}), $layer, '... intact');
+
 done_testing();
