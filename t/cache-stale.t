@@ -131,7 +131,18 @@ $r = tag_get();
 is($r->{status}, 200, 'upstream times out: 200 from the cache');
 is($r->{headers}{'x-registry-cache'}[0], 'STALE', 'upstream times out: STALE');
 diag(sprintf 'answered after %.1f s (proxy_read_timeout 2s)', time - $t1);
+
+# nothing cached and nobody answering: an OCI error, not nginx's HTML
+$r = http_get($port, '/v2/docker.io/library/app/manifests/uncached',
+              headers => [@accept]);
+is($r->{status}, 504, 'silent upstream, nothing cached: 504');
+is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... OCI body');
 stop($hang);
+$r = http_get($port, '/v2/docker.io/library/app/manifests/uncached',
+              headers => [@accept]);
+is($r->{status}, 502, 'upstream gone, nothing cached: 502');
+is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... OCI body');
+like($r->{headers}{'content-type'}[0], qr{^application/json}, '... JSON');
 
 # --- and nothing was lost: the upstream back, the tag revalidates ---------
 
