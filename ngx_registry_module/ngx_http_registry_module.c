@@ -743,6 +743,18 @@ ngx_http_registry_header_filter(ngx_http_request_t *r)
 
 #endif
 
+    /*
+     * A body ended only by the upstream closing is committed by nginx at
+     * EOF with no hook to check it first, and a short one looks whole:
+     * never cache it.
+     */
+
+    if (u && !r->cached && u->headers_in.content_length_n == -1
+        && !u->headers_in.chunked)
+    {
+        u->cacheable = 0;
+    }
+
     if (rlcf->verify && u && !r->cached && r->method == NGX_HTTP_GET
         && u->headers_in.status_n == NGX_HTTP_OK
         && ngx_http_registry_expected_digest(r, ctx) == NGX_OK

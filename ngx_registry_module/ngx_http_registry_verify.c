@@ -15,10 +15,10 @@
  * Every fill of content named by a digest is hashed while it streams,
  * over exactly the bytes the proxy's input filter hands on (de-chunked,
  * trimmed to Content-Length): those are the bytes that reach the cache
- * and the client.  The last buffer of the body is held back until the
- * hash is known, so a body that fails never reaches the cache or a client
- * whole: the pipe is aborted, nginx deletes the temp file, and the client
- * sees a cut-off transfer.
+ * and the client.  What the last raw buffer of the body gave is held back
+ * until the hash is known, so a body that fails never reaches the cache
+ * or a client whole: the pipe is aborted, nginx deletes the temp file,
+ * and the client sees a cut-off transfer.
  */
 
 
@@ -58,16 +58,16 @@ ngx_http_registry_verify_body(ngx_http_request_t *r, ngx_str_t *expected)
     u = r->upstream;
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
-    if (ctx->verify != NULL || !u->buffering || u->input_filter_init == NULL)
+    /*
+     * Unbuffered proxying has no event pipe to hook: registry_params keeps
+     * proxy_buffering on.  A body ended by the upstream closing cannot be
+     * checked before nginx commits it, and the header filter has already
+     * made it uncacheable.
+     */
+
+    if (ctx->verify != NULL || !u->buffering || u->input_filter_init == NULL
+        || (u->headers_in.content_length_n == -1 && !u->headers_in.chunked))
     {
-        return NGX_OK;
-    }
-
-    if (u->headers_in.content_length_n == -1 && !u->headers_in.chunked) {
-
-        /* closed by the upstream: no hook before nginx commits the file */
-
-        u->cacheable = 0;
         return NGX_OK;
     }
 
