@@ -27,7 +27,7 @@ RESOLVER    ?= $(shell awk '/^nameserver/ { a = $$2; \
 
 SOURCES := config $(wildcard ngx_registry_module/*.c ngx_registry_module/*.h)
 
-.PHONY: all module test install uninstall run run-conf bench clean
+.PHONY: all module test install uninstall run run-conf bench asan-test clean
 
 all: module
 
@@ -92,3 +92,27 @@ clean:
 bench: module
 	perl bench/cache.pl
 	perl bench/verify.pl
+
+# The suite under AddressSanitizer: nginx and the module built from nginx's
+# own sources (NGINX_SOURCE, e.g. from "apt-get source nginx") with the
+# packaged flags plus -fsanitize=address; any report fails the run.
+ASAN_DIR ?= $(BUILD)/asan
+asan-test:
+	test -x $(NGINX_SOURCE)/configure || \
+	    { echo "set NGINX_SOURCE to an nginx 1.22.1 source tree"; exit 1; }
+	rm -rf $(ASAN_DIR) && mkdir -p $(ASAN_DIR)/reports
+	cp -a $(NGINX_SOURCE) $(ASAN_DIR)/nginx
+	cd $(ASAN_DIR)/nginx && source /usr/share/nginx/src/conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt="-g -O1 -fsanitize=address -fno-omit-frame-pointer" \
+	        --with-ld-opt="-fsanitize=address" \
+	        --add-dynamic-module=$(CURDIR) > $(ASAN_DIR)/configure.log 2>&1
+	$(MAKE) -C $(ASAN_DIR)/nginx -f objs/Makefile -j2 > $(ASAN_DIR)/make.log
+	NGINX=$(ASAN_DIR)/nginx/objs/nginx \
+	REGISTRY_MODULE=$(ASAN_DIR)/nginx/objs/ngx_http_registry_module.so \
+	ASAN_OPTIONS=log_path=$(ASAN_DIR)/reports/asan:detect_leaks=0:detect_odr_violation=0 \
+	    prove t/routing.t t/proxy.t t/validation.t t/private.t t/cache*.t \
+	        t/verify.t
+	@if ls $(ASAN_DIR)/reports | grep -q .; then \
+	    cat $(ASAN_DIR)/reports/*; exit 1; fi
+	@echo "no AddressSanitizer reports"

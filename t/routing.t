@@ -156,7 +156,7 @@ for my $case (['registry_default nowhere.io;', 'registry_default'],
                           . "server { listen 127.0.0.1:1; $srv }");
     $conf =~ s/\@DIR\@/${\ test_dir()}/g;
     spew($bad, $conf);
-    my $out = run_out('nginx', '-t', '-c', $bad, '-e', '/dev/null');
+    my $out = run_out($NGINX, '-t', '-c', $bad, '-e', '/dev/null');
     like($out, qr/\Q$want\E/, "nginx -t refuses: $want");
 }
 

@@ -21,13 +21,17 @@ use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(
-    $ROOT module_path test_dir free_port wait_port spawn stop
+    $ROOT $NGINX module_path test_dir free_port wait_port spawn stop
     start_registry start_nginx nginx_conf registry_requests file_lines
     http_raw http_get build_image push_image run_ok run_out slurp spew
     upstream_digest build_index_image cache_entries wait_until
 );
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
+
+# Debian's binary; NGINX= and REGISTRY_MODULE= run the suite on another
+# build (an AddressSanitizer one, say: see README.md).
+our $NGINX = $ENV{NGINX} // 'nginx';
 
 my @procs;
 my $dir;
@@ -233,7 +237,7 @@ sub start_nginx {
     my $conf = $o{conf} // nginx_conf($o{http}, plain => $o{plain});
     $conf =~ s/\@DIR\@/$d/g;
     spew("$d/nginx.conf", $conf);
-    my $pid = spawn(cmd => ['nginx', '-p', "$d/", '-c', "$d/nginx.conf",
+    my $pid = spawn(cmd => [$NGINX, '-p', "$d/", '-c', "$d/nginx.conf",
                             '-e', "$d/stderr.log", '-g', 'daemon off;'],
                     stdout => "$d/stdout.log");
     for my $p (@{ $o{ports} }) {
