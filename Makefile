@@ -14,6 +14,7 @@ MODULES_DIR ?= /usr/lib/nginx/modules
 AVAIL_DIR   ?= /usr/share/nginx/modules-available
 ENABLED_DIR ?= /etc/nginx/modules-enabled
 CONF_DIR    ?= /etc/nginx
+SYSTEM_CA   ?= /etc/ssl/certs/ca-certificates.crt
 
 # "make run": conf-examples/mirror.conf, in the foreground, with the
 # module and registry_params from this tree.
@@ -58,17 +59,23 @@ install: module
 	ln -sf $(AVAIL_DIR)/mod-http-registry.conf \
 	    $(DESTDIR)$(ENABLED_DIR)/50-mod-http-registry.conf
 	install -m 644 registry_params $(DESTDIR)$(CONF_DIR)/registry_params
+	test -e $(DESTDIR)$(CONF_DIR)/registry-ca.crt || \
+	    ln -s $(SYSTEM_CA) $(DESTDIR)$(CONF_DIR)/registry-ca.crt
 
 uninstall:
 	rm -f $(DESTDIR)$(ENABLED_DIR)/50-mod-http-registry.conf \
 	    $(DESTDIR)$(AVAIL_DIR)/mod-http-registry.conf \
 	    $(DESTDIR)$(MODULES_DIR)/ngx_http_registry_module.so \
 	    $(DESTDIR)$(CONF_DIR)/registry_params
+	test -L $(DESTDIR)$(CONF_DIR)/registry-ca.crt && \
+	    rm -f $(DESTDIR)$(CONF_DIR)/registry-ca.crt || true
 
 # The example config made runnable from this tree: module and snippet paths,
 # port, cache folder, logs to the terminal, the system's DNS server.
 run-conf:
 	mkdir -p $(RUN_DIR) $(dir $(CACHE))
+	test -e $(RUN_DIR)/registry-ca.crt || \
+	    ln -s $(SYSTEM_CA) $(RUN_DIR)/registry-ca.crt
 	sed -e 's|modules/ngx_http_registry_module.so|$(MODULE)|' \
 	    -e 's|/etc/nginx/registry_params|$(CURDIR)/registry_params|' \
 	    -e 's|127.0.0.1:5000|127.0.0.1:$(PORT)|' \

@@ -49,6 +49,9 @@ is(readlink("$dest/etc/nginx/modules-enabled/50-mod-http-registry.conf"),
    '/usr/share/nginx/modules-available/mod-http-registry.conf',
    'enabled by a symlink in modules-enabled');
 ok(-f "$dest/etc/nginx/registry_params", 'registry_params beside proxy_params');
+is(readlink("$dest/etc/nginx/registry-ca.crt"),
+   '/etc/ssl/certs/ca-certificates.crt',
+   'registry-ca.crt links to the system CA bundle');
 
 # the stock configuration, moved under the staging root with the module
 # enabled: the same files, paths rewritten to point there
@@ -88,6 +91,7 @@ is($?, 0, 'nginx -t with a mirror server in conf.d') or diag $out;
 
 $out = run_out('make', '-s', '-C', $ROOT, 'uninstall', "DESTDIR=$dest");
 ok(!-e "$dest/usr/lib/nginx/modules/ngx_http_registry_module.so"
-   && !-e "$dest/etc/nginx/registry_params", 'make uninstall');
+   && !-e "$dest/etc/nginx/registry_params"
+   && !-l "$dest/etc/nginx/registry-ca.crt", 'make uninstall');
 
 done_testing();

@@ -25,6 +25,7 @@ our @EXPORT = qw(
     start_registry start_nginx nginx_conf registry_requests file_lines
     http_raw http_get build_image push_image run_ok run_out slurp spew
     upstream_digest build_index_image cache_entries wait_until
+    $SYSTEM_CA make_ca make_cert
 );
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
@@ -32,6 +33,7 @@ our $ROOT = abs_path(dirname(__FILE__) . '/../..');
 # Debian's binary; NGINX= and REGISTRY_MODULE= run the suite on another
 # build (an AddressSanitizer one, say: see README.md).
 our $NGINX = $ENV{NGINX} // 'nginx';
+our $SYSTEM_CA = '/etc/ssl/certs/ca-certificates.crt';
 
 my @procs;
 my $dir;
@@ -162,6 +164,8 @@ sub start_registry {
     make_path("$d/data");
     my $port = free_port();
     my $extra = $o{config} // '';
+    my $tls = $o{tls} ? "  tls:\n    certificate: $o{tls}[0]\n"
+                        . "    key: $o{tls}[1]\n" : '';
     spew("$d/config.yml", <<"YAML");
 version: 0.1
 log:
@@ -180,14 +184,46 @@ storage:
 http:
   addr: 127.0.0.1:$port
   secret: registry-test-secret
-$extra
+$tls$extra
 YAML
     my $pid = spawn(cmd => ['docker-registry', 'serve', "$d/config.yml"],
                     stdout => "$d/log");
     wait_port($port, pid => $pid)
         or die "registry did not start:\n" . slurp("$d/log");
+    my $scheme = $o{tls} ? 'https' : 'http';
     return { port => $port, pid => $pid, dir => $d, log => "$d/log",
-             host => "127.0.0.1:$port", url => "http://127.0.0.1:$port" };
+             host => "127.0.0.1:$port", url => "$scheme://127.0.0.1:$port" };
+}
+
+# A test CA (openssl): returns its certificate and key files.
+sub make_ca {
+    my $d = test_dir() . '/ca-' . ++$seq;
+    make_path($d);
+    run_ok('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+           '-keyout', "$d/ca.key", '-out', "$d/ca.crt", '-days', '2',
+           '-subj', '/CN=registry test CA');
+    return { crt => "$d/ca.crt", key => "$d/ca.key" };
+}
+
+# A server certificate for DNS name $name, signed by $ca (or self-signed
+# when $ca is undef).  Returns [certificate, key].
+sub make_cert {
+    my ($ca, $name) = @_;
+    my $d = test_dir() . '/cert-' . ++$seq;
+    make_path($d);
+    spew("$d/ext", "subjectAltName=DNS:$name\n");
+    if (!$ca) {
+        run_ok('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+               '-keyout', "$d/key", '-out', "$d/crt", '-days', '2',
+               '-subj', "/CN=$name", '-addext', "subjectAltName=DNS:$name");
+        return ["$d/crt", "$d/key"];
+    }
+    run_ok('openssl', 'req', '-newkey', 'rsa:2048', '-nodes',
+           '-keyout', "$d/key", '-out', "$d/csr", '-subj', "/CN=$name");
+    run_ok('openssl', 'x509', '-req', '-in', "$d/csr", '-CA', $ca->{crt},
+           '-CAkey', $ca->{key}, '-CAcreateserial', '-out', "$d/crt",
+           '-days', '2', '-extfile', "$d/ext");
+    return ["$d/crt", "$d/key"];
 }
 
 # The request lines ("GET /v2/... ") of a registry's access log.
@@ -227,7 +263,8 @@ CONF
 
 # Starts nginx in the foreground with "conf" (a whole nginx.conf) or
 # "http" (the inside of http{}; plain => 1 leaves the module out); @DIR@
-# names its folder.  Waits for every
+# names its folder.  "ca" is the registry-ca.crt beside it (default: the
+# system bundle).  Waits for every
 # port (or "addr:port") in "ports".
 sub start_nginx {
     my (%o) = @_;
@@ -237,6 +274,8 @@ sub start_nginx {
     my $conf = $o{conf} // nginx_conf($o{http}, plain => $o{plain});
     $conf =~ s/\@DIR\@/$d/g;
     spew("$d/nginx.conf", $conf);
+    # registry_params verifies upstream certificates against this file
+    spew("$d/registry-ca.crt", $o{ca} // slurp($SYSTEM_CA));
     my $pid = spawn(cmd => [$NGINX, '-p', "$d/", '-c', "$d/nginx.conf",
                             '-e', "$d/stderr.log", '-g', 'daemon off;'],
                     stdout => "$d/stdout.log");
