@@ -21,10 +21,10 @@ static ngx_int_t ngx_http_registry_upstream_uri(ngx_http_request_t *r,
     ngx_http_registry_args_t *args);
 static ngx_int_t ngx_http_registry_cache_key(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_token_lookup(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_send(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *body);
-static ngx_int_t ngx_http_registry_send_error(ngx_http_request_t *r,
-    ngx_http_registry_error_t *err);
 static ngx_int_t ngx_http_registry_set_header(ngx_http_request_t *r,
     ngx_str_t *key, ngx_str_t *value);
 static ngx_int_t ngx_http_registry_header_filter(ngx_http_request_t *r);
@@ -37,6 +37,12 @@ static ngx_int_t ngx_http_registry_cache_status_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_counter_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_registry_authorization_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_registry_main_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_registry_token_auth_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_expected_digest(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 
@@ -44,6 +50,8 @@ static char *ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_registry_alias(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_registry_credentials(ngx_conf_t *cf,
+    ngx_str_t *name, ngx_str_t *basic);
 static ngx_int_t ngx_http_registry_add_variables(ngx_conf_t *cf);
 static void *ngx_http_registry_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_registry_create_loc_conf(ngx_conf_t *cf);
@@ -55,7 +63,7 @@ static ngx_int_t ngx_http_registry_init(ngx_conf_t *cf);
 static ngx_command_t  ngx_http_registry_commands[] = {
 
     { ngx_string("registry"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
       ngx_http_registry,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -101,6 +109,13 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_registry_loc_conf_t, verify),
+      NULL },
+
+    { ngx_string("registry_token"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_registry_loc_conf_t, token),
       NULL },
 
     { ngx_string("registry_cache_header"),
@@ -184,6 +199,19 @@ static ngx_http_variable_t  ngx_http_registry_vars[] = {
 
     { ngx_string("registry_cache_status"), NULL,
       ngx_http_registry_cache_status_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_authorization"), NULL,
+      ngx_http_registry_authorization_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_token_url"), NULL,
+      ngx_http_registry_main_variable,
+      offsetof(ngx_http_registry_ctx_t, token_url),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_token_authorization"), NULL,
+      ngx_http_registry_token_auth_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("registry_digest_mismatches"), NULL,
@@ -288,6 +316,10 @@ ngx_http_registry_handler(ngx_http_request_t *r)
     if (ngx_http_registry_upstream_uri(r, ctx, &path, &args) != NGX_OK
         || ngx_http_registry_cache_key(r, ctx) != NGX_OK)
     {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_registry_token_lookup(r, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -587,7 +619,7 @@ ngx_http_registry_cache_key(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_registry_send_error(ngx_http_request_t *r,
     ngx_http_registry_error_t *err)
 {
@@ -779,6 +811,40 @@ ngx_http_registry_header_filter(ngx_http_request_t *r)
 
 
 /*
+ * The upstream token for this repository, if one is kept: only a lookup,
+ * never a fetch (that waits for an upstream 401).
+ */
+
+static ngx_int_t
+ngx_http_registry_token_lookup(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_str_t  *name, *repo;
+
+    name = &ctx->registry->name;
+    repo = &ctx->repository;
+
+    ctx->token_key.len = name->len + repo->len
+                         + sizeof(" repository::pull") - 1;
+    ctx->token_key.data = ngx_pnalloc(r->pool, ctx->token_key.len);
+    if (ctx->token_key.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(ctx->token_key.data, "%V repository:%V:pull", name, repo);
+
+    if (ngx_http_registry_token_get(r->pool, &ctx->token_key,
+                                    &ctx->authorization)
+        == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * What a fill's body must hash to: the digest in the URL, or for a tag the
  * upstream's Docker-Content-Digest.  A tag without one cannot be checked.
  */
@@ -915,6 +981,74 @@ ngx_http_registry_cache_status_variable(ngx_http_request_t *r,
 }
 
 
+/*
+ * What goes upstream as Authorization: the client's own, if it sent one
+ * (its business with the upstream), else the mirror's token, else none.
+ */
+
+static ngx_int_t
+ngx_http_registry_authorization_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                *s;
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (r->headers_in.authorization) {
+        s = &r->headers_in.authorization->value;
+
+    } else if (ctx && ctx->authorization.len) {
+        s = &ctx->authorization;
+
+    } else {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+/* a field of the main request's state, for the token subrequest */
+
+static ngx_int_t
+ngx_http_registry_main_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    return ngx_http_registry_variable(r->main, v, data);
+}
+
+
+static ngx_int_t
+ngx_http_registry_token_auth_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_registry_module);
+
+    if (ctx == NULL || ctx->registry->credentials.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ctx->registry->credentials.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = ctx->registry->credentials.data;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_registry_counter_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
@@ -957,7 +1091,8 @@ ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_registry_main_conf_t *rmcf = conf;
 
     u_char               *p, *last, *host, *slash;
-    ngx_str_t            *value, prefix;
+    ngx_str_t            *value, prefix, file;
+    ngx_uint_t            i;
     ngx_http_registry_t  *reg;
 
     value = cf->args->elts;
@@ -1047,16 +1182,27 @@ ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     reg->prefix = prefix;
 
-    if (cf->args->nelts == 4) {
-        if (ngx_strcmp(value[3].data, "library=on") == 0) {
+    for (i = 3; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "library=on") == 0) {
             reg->library = 1;
 
-        } else if (ngx_strcmp(value[3].data, "library=off") == 0) {
+        } else if (ngx_strcmp(value[i].data, "library=off") == 0) {
             reg->library = 0;
+
+        } else if (ngx_strncmp(value[i].data, "credentials=", 12) == 0) {
+            file.len = value[i].len - 12;
+            file.data = value[i].data + 12;
+
+            if (ngx_http_registry_credentials(cf, &file, &reg->credentials)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
 
         } else {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\"", &value[3]);
+                               "invalid parameter \"%V\"", &value[i]);
             return NGX_CONF_ERROR;
         }
     }
@@ -1070,6 +1216,76 @@ invalid:
                        "\"http[s]://host[:port][/prefix]\"", &value[2]);
 
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * credentials=<file>: one line "user:password", read once at start; kept
+ * as a ready "Basic ..." header value, never logged.
+ */
+
+static ngx_int_t
+ngx_http_registry_credentials(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *basic)
+{
+    u_char           *p, *last;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_str_t         plain, b64;
+    ngx_file_info_t   fi;
+    u_char            buf[1024];
+
+    if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", name);
+        return NGX_ERROR;
+    }
+
+    n = -1;
+
+    if (ngx_fd_info(fd, &fi) != NGX_FILE_ERROR
+        && ngx_file_size(&fi) < (off_t) sizeof(buf))
+    {
+        n = ngx_read_fd(fd, buf, sizeof(buf));
+    }
+
+    ngx_close_file(fd);
+
+    p = buf;
+    last = n > 0 ? buf + n : buf;
+
+    while (last > p && (last[-1] == '\n' || last[-1] == '\r')) {
+        last--;
+    }
+
+    if (ngx_strlchr(p, last, ':') == NULL || ngx_strlchr(p, last, '\n')) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "credentials file \"%V\" must hold one line "
+                           "\"user:password\"", name);
+        return NGX_ERROR;
+    }
+
+    plain.data = p;
+    plain.len = last - p;
+
+    basic->len = sizeof("Basic ") - 1 + ngx_base64_encoded_length(plain.len);
+    basic->data = ngx_pnalloc(cf->pool, basic->len);
+    if (basic->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    b64.data = ngx_cpymem(basic->data, "Basic ", 6);
+    ngx_encode_base64(&b64, &plain);
+    basic->len = 6 + b64.len;
+
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    return NGX_OK;
 }
 
 
@@ -1171,6 +1387,7 @@ ngx_http_registry_create_loc_conf(ngx_conf_t *cf)
     rlcf->mirror = NGX_CONF_UNSET;
     rlcf->cache_header = NGX_CONF_UNSET;
     rlcf->verify = NGX_CONF_UNSET;
+    rlcf->token = NGX_CONF_UNSET;
     rlcf->tag_valid = NGX_CONF_UNSET;
     rlcf->digest_valid = NGX_CONF_UNSET;
 
@@ -1199,6 +1416,7 @@ ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->mirror, prev->mirror, 0);
     ngx_conf_merge_value(conf->cache_header, prev->cache_header, 1);
     ngx_conf_merge_value(conf->verify, prev->verify, 1);
+    ngx_conf_merge_value(conf->token, prev->token, 0);
     ngx_conf_merge_sec_value(conf->tag_valid, prev->tag_valid, 60);
     ngx_conf_merge_sec_value(conf->digest_valid, prev->digest_valid,
                              365 * 24 * 60 * 60);
@@ -1256,8 +1474,17 @@ ngx_http_registry_init(ngx_conf_t *cf)
 
     *h = ngx_http_registry_handler;
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_registry_token_handler;
+
     if (ngx_http_registry_metrics_zone(cf, &ngx_http_registry_module)
-        != NGX_OK)
+        != NGX_OK
+        || ngx_http_registry_tokens_zone(cf, &ngx_http_registry_module)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }

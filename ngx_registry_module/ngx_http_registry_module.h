@@ -16,6 +16,7 @@
 #include "ngx_http_registry_cache.h"
 #include "ngx_http_registry_verify.h"
 #include "ngx_http_registry_metrics.h"
+#include "ngx_http_registry_auth.h"
 
 
 /* one "registry" directive */
@@ -25,6 +26,7 @@ typedef struct {
     ngx_str_t                  upstream;   /* scheme://host[:port] */
     ngx_str_t                  prefix;     /* inserted after "/v2/" */
     ngx_flag_t                 library;    /* Docker Hub "library/" */
+    ngx_str_t                  credentials;  /* "Basic ...", from a file */
 } ngx_http_registry_t;
 
 
@@ -44,6 +46,7 @@ typedef struct {
     ngx_flag_t                 mirror;
     ngx_flag_t                 cache_header;
     ngx_flag_t                 verify;
+    ngx_flag_t                 token;
     time_t                     tag_valid;
     time_t                     digest_valid;
     ngx_array_t               *aliases;     /* ngx_http_registry_alias_t */
@@ -65,8 +68,19 @@ typedef struct {
     ngx_str_t                  cache_key;
     ngx_str_t                  expected;    /* digest a body must have */
     void                      *verify;      /* the running hash */
+    ngx_str_t                  token_key;   /* "<registry> <scope>" */
+    ngx_str_t                  authorization;  /* the mirror's own */
+    ngx_str_t                  token_url;
+    ngx_http_request_t        *token_sr;
+    ngx_uint_t                 token_status;
+    ngx_buf_t                 *token_body;
+    unsigned                   token_done:1;
     unsigned                   digest:1;    /* immutable content */
 } ngx_http_registry_ctx_t;
+
+
+ngx_int_t ngx_http_registry_send_error(ngx_http_request_t *r,
+    ngx_http_registry_error_t *err);
 
 
 extern ngx_module_t  ngx_http_registry_module;

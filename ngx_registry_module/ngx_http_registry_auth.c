@@ -1,0 +1,757 @@
+
+/*
+ * Copyright (C) ngx_registry_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_registry_module.h"
+
+
+/*
+ * Upstream tokens, shared by all workers and kept across reloads: an
+ * rbtree of "<registry> <scope>" -> token with its expiry, in a slab pool,
+ * least recently used evicted first when the zone is full.
+ */
+
+#define NGX_HTTP_REGISTRY_TOKENS_SIZE  (4 * 1024 * 1024)
+
+
+typedef struct {
+    ngx_rbtree_node_t          node;       /* key: crc32 of the key */
+    ngx_queue_t                queue;
+    time_t                     expires;
+    u_short                    key_len;
+    u_short                    token_len;
+    u_char                     data[1];    /* key, then token */
+} ngx_http_registry_token_t;
+
+
+typedef struct {
+    ngx_rbtree_t               rbtree;
+    ngx_rbtree_node_t          sentinel;
+    ngx_queue_t                queue;
+} ngx_http_registry_tokens_sh_t;
+
+
+typedef struct {
+    ngx_http_registry_tokens_sh_t  *sh;
+    ngx_slab_pool_t                *shpool;
+} ngx_http_registry_tokens_t;
+
+
+static ngx_int_t ngx_http_registry_tokens_init_zone(ngx_shm_zone_t *zone,
+    void *data);
+static void ngx_http_registry_tokens_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_http_registry_token_t *ngx_http_registry_token_find(
+    ngx_str_t *key, uint32_t hash);
+static ngx_int_t ngx_http_registry_param(u_char **pp, u_char *last,
+    ngx_str_t *name, ngx_str_t *value);
+static u_char *ngx_http_registry_json_value(u_char *p, u_char *last,
+    char *name);
+
+
+static ngx_int_t ngx_http_registry_token_done(ngx_http_request_t *r,
+    void *data, ngx_int_t rc);
+static ngx_int_t ngx_http_registry_token_retry(ngx_http_request_t *r);
+static void ngx_http_registry_retried(void *data);
+static ngx_uint_t ngx_http_registry_was_retried(ngx_http_request_t *r);
+static ngx_int_t ngx_http_registry_deny(ngx_http_request_t *r,
+    ngx_uint_t status, char *code, char *message);
+
+
+static ngx_http_registry_tokens_t  ngx_http_registry_tokens;
+static ngx_str_t  ngx_http_registry_token_uri = ngx_string("/_registry/token");
+
+
+/*
+ * Bearer realm="https://auth.example/token",service="registry.example"
+ * Basic realm="Registry"
+ */
+
+ngx_int_t
+ngx_http_registry_challenge_parse(u_char *p, size_t len,
+    ngx_http_registry_challenge_t *ch)
+{
+    u_char     *last;
+    ngx_str_t   name, value;
+
+    ngx_memzero(ch, sizeof(ngx_http_registry_challenge_t));
+
+    last = p + len;
+
+    if (len > 7 && ngx_strncasecmp(p, (u_char *) "Bearer ", 7) == 0) {
+        ch->bearer = 1;
+        p += 7;
+
+    } else if (len >= 5 && ngx_strncasecmp(p, (u_char *) "Basic", 5) == 0) {
+        return NGX_OK;
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    while (ngx_http_registry_param(&p, last, &name, &value) == NGX_OK) {
+
+        if (name.len == 5 && ngx_strncasecmp(name.data, (u_char *) "realm", 5)
+                             == 0)
+        {
+            ch->realm = value;
+
+        } else if (name.len == 7
+                   && ngx_strncasecmp(name.data, (u_char *) "service", 7)
+                      == 0)
+        {
+            ch->service = value;
+        }
+    }
+
+    if (ch->realm.len < 8
+        || (ngx_strncasecmp(ch->realm.data, (u_char *) "https://", 8) != 0
+            && ngx_strncasecmp(ch->realm.data, (u_char *) "http://", 7) != 0))
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* one name="value" (or name=token) parameter and the comma after it */
+
+static ngx_int_t
+ngx_http_registry_param(u_char **pp, u_char *last, ngx_str_t *name,
+    ngx_str_t *value)
+{
+    u_char  *p;
+
+    p = *pp;
+
+    while (p < last && (*p == ' ' || *p == ',' || *p == '\t')) {
+        p++;
+    }
+
+    name->data = p;
+
+    while (p < last && *p != '=') {
+        p++;
+    }
+
+    if (p == last || p == name->data) {
+        return NGX_DECLINED;
+    }
+
+    name->len = p - name->data;
+    p++;
+
+    if (p < last && *p == '"') {
+        p++;
+        value->data = p;
+
+        while (p < last && *p != '"') {
+            if (*p == '\\' || *p < ' ') {
+                return NGX_DECLINED;
+            }
+            p++;
+        }
+
+        if (p == last) {
+            return NGX_DECLINED;
+        }
+
+        value->len = p - value->data;
+        p++;
+
+    } else {
+        value->data = p;
+
+        while (p < last && *p != ',' && *p != ' ') {
+            p++;
+        }
+
+        value->len = p - value->data;
+    }
+
+    *pp = p;
+
+    return NGX_OK;
+}
+
+
+/*
+ * {"token":"...","access_token":"...","expires_in":300,...}: the token
+ * (access_token if there is no token) and its lifetime, 60 s if absent.
+ */
+
+ngx_int_t
+ngx_http_registry_token_parse(u_char *p, size_t len, ngx_str_t *token,
+    time_t *expires_in)
+{
+    u_char     *last, *v, *e;
+    ngx_int_t   n;
+
+    last = p + len;
+
+    v = ngx_http_registry_json_value(p, last, "\"token\"");
+    if (v == NULL) {
+        v = ngx_http_registry_json_value(p, last, "\"access_token\"");
+    }
+
+    if (v == NULL || *v != '"') {
+        return NGX_DECLINED;
+    }
+
+    v++;
+
+    for (e = v; e < last && *e != '"'; e++) {
+        if (*e == '\\' || *e < ' ' || *e > '~') {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (e == last || e == v || e - v > 16384) {
+        return NGX_DECLINED;
+    }
+
+    token->data = v;
+    token->len = e - v;
+
+    *expires_in = 60;
+
+    v = ngx_http_registry_json_value(p, last, "\"expires_in\"");
+
+    if (v) {
+        for (e = v; e < last && *e >= '0' && *e <= '9'; e++) { /* void */ }
+
+        n = ngx_atoi(v, e - v);
+        if (n > 0) {
+            *expires_in = n;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the first byte of the value of a top-level key, spaces skipped */
+
+static u_char *
+ngx_http_registry_json_value(u_char *p, u_char *last, char *name)
+{
+    size_t   n;
+    u_char  *k;
+
+    n = ngx_strlen(name);
+
+    while ((k = ngx_strlcasestrn(p, last, (u_char *) name, n - 1)) != NULL) {
+        p = k + n;
+
+        while (p < last && (*p == ' ' || *p == '\t' || *p == '\n'
+                            || *p == '\r'))
+        {
+            p++;
+        }
+
+        if (p < last && *p == ':') {
+            p++;
+
+            while (p < last && (*p == ' ' || *p == '\t')) {
+                p++;
+            }
+
+            return p < last ? p : NULL;
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_http_registry_tokens_zone(ngx_conf_t *cf, void *tag)
+{
+    ngx_str_t        name = ngx_string("ngx_http_registry_tokens");
+    ngx_shm_zone_t  *zone;
+
+    zone = ngx_shared_memory_add(cf, &name, NGX_HTTP_REGISTRY_TOKENS_SIZE,
+                                 tag);
+    if (zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    zone->init = ngx_http_registry_tokens_init_zone;
+    zone->data = &ngx_http_registry_tokens;
+
+    return NGX_OK;
+}
+
+
+/* a reload finds the old zone, and the tokens in it, again */
+
+static ngx_int_t
+ngx_http_registry_tokens_init_zone(ngx_shm_zone_t *zone, void *data)
+{
+    ngx_http_registry_tokens_t  *t = zone->data;
+
+    t->shpool = (ngx_slab_pool_t *) zone->shm.addr;
+
+    if (data != NULL || zone->shm.exists) {
+        t->sh = t->shpool->data;
+        return NGX_OK;
+    }
+
+    t->sh = ngx_slab_alloc(t->shpool, sizeof(ngx_http_registry_tokens_sh_t));
+    if (t->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    t->shpool->data = t->sh;
+
+    ngx_rbtree_init(&t->sh->rbtree, &t->sh->sentinel,
+                    ngx_http_registry_tokens_insert);
+    ngx_queue_init(&t->sh->queue);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_registry_tokens_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t  **p;
+
+    for ( ;; ) {
+
+        /* equal hashes go right; lookups compare the keys */
+
+        p = (node->key < temp->key) ? &temp->left : &temp->right;
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+static ngx_http_registry_token_t *
+ngx_http_registry_token_find(ngx_str_t *key, uint32_t hash)
+{
+    ngx_rbtree_node_t          *node, *sentinel;
+    ngx_http_registry_token_t  *t;
+
+    node = ngx_http_registry_tokens.sh->rbtree.root;
+    sentinel = ngx_http_registry_tokens.sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash != node->key) {
+            node = (hash < node->key) ? node->left : node->right;
+            continue;
+        }
+
+        t = (ngx_http_registry_token_t *) node;
+
+        if (t->key_len == key->len
+            && ngx_memcmp(t->data, key->data, key->len) == 0)
+        {
+            return t;
+        }
+
+        node = node->right;
+    }
+
+    return NULL;
+}
+
+
+/* a copy of the token for key, if one is there and has not expired */
+
+ngx_int_t
+ngx_http_registry_token_get(ngx_pool_t *pool, ngx_str_t *key,
+    ngx_str_t *token)
+{
+    ngx_int_t                   rc;
+    ngx_http_registry_token_t  *t;
+
+    if (ngx_http_registry_tokens.sh == NULL) {
+        return NGX_DECLINED;
+    }
+
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&ngx_http_registry_tokens.shpool->mutex);
+
+    t = ngx_http_registry_token_find(key, ngx_crc32_short(key->data,
+                                                          key->len));
+
+    if (t && t->expires > ngx_time()) {
+        token->data = ngx_pnalloc(pool, t->token_len);
+
+        if (token->data) {
+            token->len = t->token_len;
+            ngx_memcpy(token->data, t->data + t->key_len, t->token_len);
+
+            ngx_queue_remove(&t->queue);
+            ngx_queue_insert_head(&ngx_http_registry_tokens.sh->queue,
+                                  &t->queue);
+            rc = NGX_OK;
+        }
+    }
+
+    ngx_shmtx_unlock(&ngx_http_registry_tokens.shpool->mutex);
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_registry_token_set(ngx_str_t *key, ngx_str_t *token,
+    time_t expires)
+{
+    size_t                      size;
+    uint32_t                    hash;
+    ngx_uint_t                  i;
+    ngx_queue_t                *q;
+    ngx_http_registry_token_t  *t;
+
+    if (ngx_http_registry_tokens.sh == NULL
+        || key->len > 65535 || token->len > 65535)
+    {
+        return NGX_ERROR;
+    }
+
+    hash = ngx_crc32_short(key->data, key->len);
+    size = offsetof(ngx_http_registry_token_t, data) + key->len + token->len;
+
+    ngx_shmtx_lock(&ngx_http_registry_tokens.shpool->mutex);
+
+    t = ngx_http_registry_token_find(key, hash);
+
+    if (t) {
+        ngx_queue_remove(&t->queue);
+        ngx_rbtree_delete(&ngx_http_registry_tokens.sh->rbtree, &t->node);
+        ngx_slab_free_locked(ngx_http_registry_tokens.shpool, t);
+    }
+
+    /* make room from the least recently used end, a few tries */
+
+    for (i = 0; i < 16; i++) {
+        t = ngx_slab_alloc_locked(ngx_http_registry_tokens.shpool, size);
+        if (t) {
+            break;
+        }
+
+        if (ngx_queue_empty(&ngx_http_registry_tokens.sh->queue)) {
+            break;
+        }
+
+        q = ngx_queue_last(&ngx_http_registry_tokens.sh->queue);
+        ngx_queue_remove(q);
+        t = ngx_queue_data(q, ngx_http_registry_token_t, queue);
+        ngx_rbtree_delete(&ngx_http_registry_tokens.sh->rbtree, &t->node);
+        ngx_slab_free_locked(ngx_http_registry_tokens.shpool, t);
+        t = NULL;
+    }
+
+    if (t == NULL) {
+        ngx_shmtx_unlock(&ngx_http_registry_tokens.shpool->mutex);
+        return NGX_ERROR;
+    }
+
+    t->node.key = hash;
+    t->expires = expires;
+    t->key_len = (u_short) key->len;
+    t->token_len = (u_short) token->len;
+    ngx_memcpy(t->data, key->data, key->len);
+    ngx_memcpy(t->data + key->len, token->data, token->len);
+
+    ngx_rbtree_insert(&ngx_http_registry_tokens.sh->rbtree, &t->node);
+    ngx_queue_insert_head(&ngx_http_registry_tokens.sh->queue, &t->queue);
+
+    ngx_shmtx_unlock(&ngx_http_registry_tokens.shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The upstream answered 401 (proxy_intercept_errors sent the request here,
+ * "registry_token on", with the upstream's WWW-Authenticate kept): fetch a
+ * token from the realm it names, anonymously or with the registry's
+ * credentials, store it for every worker, and run the request again.
+ * Tokens are fetched only here, when a request has to go upstream, never
+ * for what the cache can answer.  A second 401 after a fresh token is the
+ * upstream's final word.
+ */
+
+ngx_int_t
+ngx_http_registry_token_handler(ngx_http_request_t *r)
+{
+    u_char                         *p;
+    time_t                          expires_in;
+    ngx_str_t                       token, value;
+    ngx_table_elt_t                *h;
+    ngx_http_request_t             *sr;
+    ngx_http_registry_ctx_t        *ctx;
+    ngx_http_post_subrequest_t     *ps;
+    ngx_http_registry_challenge_t   ch;
+    ngx_http_registry_loc_conf_t   *rlcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
+
+    if (!rlcf->token || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (ctx == NULL || ctx->token_key.len == 0) {
+        return ngx_http_registry_deny(r, NGX_HTTP_BAD_GATEWAY,
+                                      "UNAVAILABLE", "upstream refused");
+    }
+
+    if (ctx->token_sr) {
+        if (!ctx->token_done) {
+            return NGX_AGAIN;
+        }
+
+        if (ctx->token_status != NGX_HTTP_OK || ctx->token_body == NULL
+            || ngx_http_registry_token_parse(ctx->token_body->pos,
+                                             ctx->token_body->last
+                                             - ctx->token_body->pos,
+                                             &token, &expires_in)
+               != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "registry: no token for \"%V\" from \"%V\" "
+                          "(status %ui)", &ctx->token_key, &ctx->token_url,
+                          ctx->token_status);
+
+            return ngx_http_registry_deny(r, NGX_HTTP_BAD_GATEWAY,
+                                          "UNAVAILABLE",
+                                          "upstream token service failed");
+        }
+
+        value.len = sizeof("Bearer ") - 1 + token.len;
+        value.data = ngx_pnalloc(r->pool, value.len);
+        if (value.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_sprintf(value.data, "Bearer %V", &token);
+
+        /* kept until shortly before it expires */
+
+        expires_in = expires_in > 30 ? expires_in - 10 : expires_in / 2 + 1;
+
+        if (ngx_http_registry_token_set(&ctx->token_key, &value,
+                                        ngx_time() + expires_in)
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "registry: could not keep the token for \"%V\"",
+                          &ctx->token_key);
+        }
+
+        return ngx_http_registry_token_retry(r);
+    }
+
+    h = r->headers_out.www_authenticate;
+
+    if (r->headers_in.authorization) {
+
+        /* the client's own credentials: its business with the upstream */
+
+        return ngx_http_registry_deny(r, NGX_HTTP_UNAUTHORIZED,
+                                      "UNAUTHORIZED",
+                                      "authentication required");
+    }
+
+    if (h == NULL
+        || ngx_http_registry_challenge_parse(h->value.data, h->value.len, &ch)
+           != NGX_OK)
+    {
+        ch.bearer = 0;
+        ch.realm.len = 0;
+    }
+
+    if (!ch.bearer && ctx->registry->credentials.len == 0) {
+
+        /*
+         * The mirror has nothing to answer this challenge with: pass it
+         * on, so that a client with its own credentials can.
+         */
+
+        return ngx_http_registry_deny(r, NGX_HTTP_UNAUTHORIZED,
+                                      "UNAUTHORIZED",
+                                      "authentication required");
+    }
+
+    /* from here on the mirror authenticates: the client gets no challenge */
+
+    if (h) {
+        h->hash = 0;
+        r->headers_out.www_authenticate = NULL;
+    }
+
+    if (ngx_http_registry_was_retried(r) || (h == NULL)) {
+        return ngx_http_registry_deny(r, NGX_HTTP_FORBIDDEN, "DENIED",
+                                      "the upstream registry refused access");
+    }
+
+    if (!ch.bearer) {
+        if (ngx_http_registry_token_set(&ctx->token_key,
+                                        &ctx->registry->credentials,
+                                        ngx_time() + 3600)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_registry_token_retry(r);
+    }
+
+    /* realm?service=...&scope=repository:<name>:pull */
+
+    p = ngx_pnalloc(r->pool, ch.realm.len + 3 * ch.service.len
+                             + 3 * ctx->token_key.len
+                             + sizeof("?service=&scope=") - 1);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->token_url.data = p;
+    p = ngx_cpymem(p, ch.realm.data, ch.realm.len);
+    *p++ = ngx_strlchr(ch.realm.data, ch.realm.data + ch.realm.len, '?')
+           ? '&' : '?';
+
+    if (ch.service.len) {
+        p = ngx_cpymem(p, "service=", 8);
+        p = (u_char *) ngx_escape_uri(p, ch.service.data, ch.service.len,
+                                      NGX_ESCAPE_ARGS);
+        *p++ = '&';
+    }
+
+    value = ctx->token_key;
+    value.data = ngx_strlchr(value.data, value.data + value.len, ' ') + 1;
+    value.len = ctx->token_key.data + ctx->token_key.len - value.data;
+
+    p = ngx_cpymem(p, "scope=", 6);
+    p = (u_char *) ngx_escape_uri(p, value.data, value.len, NGX_ESCAPE_ARGS);
+    ctx->token_url.len = p - ctx->token_url.data;
+
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    if (ps == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ps->handler = ngx_http_registry_token_done;
+    ps->data = ctx;
+
+    if (ngx_http_subrequest(r, &ngx_http_registry_token_uri, NULL, &sr, ps,
+                            NGX_HTTP_SUBREQUEST_IN_MEMORY
+                            |NGX_HTTP_SUBREQUEST_WAITED)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->token_sr = sr;
+
+    return NGX_AGAIN;
+}
+
+
+static ngx_int_t
+ngx_http_registry_token_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
+{
+    ngx_http_registry_ctx_t  *ctx = data;
+
+    ctx->token_done = 1;
+    ctx->token_status = r->headers_out.status;
+
+    if (r->out) {
+        ctx->token_body = r->out->buf;
+    }
+
+    return rc;
+}
+
+
+/*
+ * Runs the request again through its location, now with the token.  The
+ * redirect zeroes r->ctx, so the retry is remembered in the pool.
+ */
+
+static ngx_int_t
+ngx_http_registry_token_retry(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_registry_retried;
+    cln->data = NULL;
+
+    (void) ngx_http_internal_redirect(r, &r->uri, &r->args);
+    ngx_http_finalize_request(r, NGX_DONE);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_registry_retried(void *data)
+{
+    /* a marker: the request has already been retried with a fresh token */
+}
+
+
+static ngx_uint_t
+ngx_http_registry_was_retried(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_registry_retried) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_registry_deny(ngx_http_request_t *r, ngx_uint_t status, char *code,
+    char *message)
+{
+    ngx_int_t                   rc;
+    ngx_http_registry_error_t   err;
+
+    err.status = status;
+    err.code.data = (u_char *) code;
+    err.code.len = ngx_strlen(code);
+    err.message.data = (u_char *) message;
+    err.message.len = ngx_strlen(message);
+
+    rc = ngx_http_registry_send_error(r, &err);
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}

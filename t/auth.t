@@ -1,0 +1,177 @@
+#!/usr/bin/perl
+
+# Upstream bearer tokens, as Docker Hub and Harbor hand them out: a real
+# distribution registry with token auth (JWTs from a test token server,
+# which the registry verifies; a token for the wrong scope is refused).
+# The mirror learns the challenge from the upstream's 401, fetches a token
+# for repository:<name>:pull anonymously or with the registry's
+# credentials, keeps it in shared memory for every worker and across
+# reloads, and fetches only when a request must go upstream.  A refusal
+# after a fresh token is answered 403 DENIED, without the challenge.
+# Credentials come from a file and never reach a client or a log.
+
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use Digest::SHA qw(sha256_hex);
+use JSON::PP;
+use MIME::Base64;
+use RegistryTest;
+
+my $d = test_dir();
+run_ok('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+       '-keyout', "$d/signer.key", '-out', "$d/signer.crt", '-days', '2',
+       '-subj', '/CN=token signer');
+spew("$d/users", "pusher:push-secret\nmirror:mirror-secret\n");
+spew("$d/mirror.credentials", "mirror:mirror-secret\n");
+
+my $tport = free_port();
+my $token_log = "$d/token.log";
+my @token_cmd = ('perl', "$ROOT/t/lib/tokenserver.pl", $tport,
+                 "$d/signer.key", "$d/signer.crt", 'test-issuer', $token_log,
+                 "$d/users");
+my $ts = spawn(cmd => \@token_cmd, stdout => "$d/ts.out");
+ok(wait_port($tport, pid => $ts), 'token server up');
+
+my $reg = start_registry(config => <<"EOF");
+auth:
+  token:
+    realm: http://127.0.0.1:$tport/token
+    service: test-registry
+    issuer: test-issuer
+    rootcertbundle: $d/signer.crt
+EOF
+
+my $img = build_image(layers => [{ a => "token a\n" }, { b => "token b\n" }]);
+for my $name ('public/app:1', 'team/app:1') {
+    run_ok('skopeo', '--insecure-policy', 'copy', '--dest-tls-verify=false',
+           '--dest-creds', 'pusher:push-secret', $img->{ref},
+           "docker://$reg->{host}/$name");
+}
+
+# the registry really checks: no token, and a token for another scope
+my $r = http_get($reg->{port}, '/v2/team/app/manifests/1');
+is($r->{status}, 401, 'registry: no token, 401');
+like($r->{headers}{'www-authenticate'}[0], qr/^Bearer realm="http/,
+     'registry: a Bearer challenge');
+my $t = http_get($tport, '/token?service=test-registry&scope='
+                 . 'repository:public/app:pull',
+                 headers => ['Authorization: Basic '
+                             . encode_base64('pusher:push-secret', '')]);
+my $jwt = decode_json($t->{body})->{token};
+ok($jwt, 'a token for public/app');
+my @oci = ('Accept: application/vnd.oci.image.manifest.v1+json');
+$r = http_get($reg->{port}, '/v2/public/app/manifests/1',
+              headers => ["Authorization: Bearer $jwt", @oci]);
+is($r->{status}, 200, 'registry: the right scope, 200');
+$r = http_get($reg->{port}, '/v2/team/app/manifests/1',
+              headers => ["Authorization: Bearer $jwt", @oci]);
+is($r->{status}, 401, 'registry: a token for the wrong scope, 401');
+unlink $token_log;
+
+my $port = free_port();
+my $ng = start_nginx(ports => [$port], http => <<"EOF");
+    log_format full '\$status \$request "\$http_authorization" '
+                    '"\$sent_http_www_authenticate"';
+    access_log \@DIR\@/full.log full;
+    registry docker.io $reg->{url};
+    registry account.test $reg->{url} credentials=$d/mirror.credentials;
+    server {
+        listen 127.0.0.1:$port;
+        registry_default docker.io;
+        include $ROOT/registry_params;
+    }
+EOF
+
+my @accept = ('Accept: application/vnd.oci.image.manifest.v1+json');
+sub tokens { return grep { length } split /\n/, slurp($token_log) }
+
+# --- anonymous tokens -------------------------------------------------------
+
+$r = http_get($port, '/v2/public/app/manifests/1', headers => \@accept);
+is($r->{status}, 200, 'anonymous token: manifest');
+my $m = decode_json($r->{body});
+is_deeply([tokens()], ['- repository:public/app:pull'],
+          'one anonymous token fetched for repository:public/app:pull');
+
+# many requests, both workers: the token is shared, no more fetches
+for my $i (1 .. 6) {
+    for my $l (@{ $m->{layers} }, $m->{config}) {
+        $r = http_get($port, "/v2/public/app/blobs/$l->{digest}");
+        is('sha256:' . sha256_hex($r->{body}), $l->{digest},
+           "blob $l->{digest} (round $i)") if $i == 1;
+    }
+}
+is(scalar tokens(), 1, 'the token was used by every worker, fetched once');
+
+my $out = "$d/pull";
+my $log = run_out('skopeo', '--insecure-policy', 'copy',
+                  '--src-tls-verify=false',
+                  "docker://127.0.0.1:$port/docker.io/public/app:1",
+                  "dir:$out");
+is($?, 0, 'skopeo pull through the mirror') or diag $log;
+is(scalar tokens(), 1, '... still one token');
+
+# --- refused: a fresh token once, then 403 DENIED without a challenge -----
+
+$r = http_get($port, '/v2/team/app/manifests/1', headers => \@accept);
+is($r->{status}, 403, 'private repository, anonymous mirror: 403');
+is(eval { $r->{json}{errors}[0]{code} }, 'DENIED', '... DENIED');
+ok(!$r->{headers}{'www-authenticate'}, '... without the upstream challenge');
+is(scalar(grep { /team\/app/ } tokens()), 1,
+   'one token fetched for it, then the answer');
+$r = http_get($port, '/v2/team/app/manifests/1', headers => \@accept);
+is(scalar(grep { /team\/app/ } tokens()), 2,
+   'asked again: the kept token failed, one fresh one, then 403');
+is($r->{status}, 403, '... 403 again');
+
+# --- the registry's own credentials ------------------------------------------
+
+$r = http_get($port, '/v2/account.test/team/app/manifests/1',
+              headers => \@accept);
+is($r->{status}, 200, 'with the mirror account: the private manifest');
+like((tokens())[-1], qr/^mirror repository:team\/app:pull$/,
+     'token fetched as the mirror account');
+my $priv = decode_json($r->{body})->{layers}[0]{digest};
+$r = http_get($port, "/v2/account.test/team/app/blobs/$priv");
+is('sha256:' . sha256_hex($r->{body}), $priv, 'private blob');
+
+my $secret = encode_base64('mirror:mirror-secret', '');
+my $everything = join '', slurp("$ng->{dir}/full.log"),
+                 slurp($ng->{error_log}), slurp($ng->{access_log});
+unlike($everything, qr/mirror-secret|\Q$secret\E/,
+       'the credentials are in no log');
+unlike($r->{raw}, qr/mirror-secret|\Q$secret\E|Bearer/,
+       'nor in what the client got');
+
+# --- kept across a reload -------------------------------------------------------
+
+my $starts = () = slurp($ng->{error_log}) =~ /start worker process/g;
+kill 'HUP', $ng->{pid};
+my $deadline = time + 30;
+while (time < $deadline
+       && (() = slurp($ng->{error_log}) =~ /start worker process/g)
+          < $starts + 2)
+{
+    select undef, undef, undef, 0.05;
+}
+my $before = scalar tokens();
+$r = http_get($port, '/v2/public/app/manifests/' . $m->{layers}[0]{digest},
+              headers => \@accept);       # a miss: goes upstream
+for my $i (1 .. 4) {
+    http_get($port, '/v2/public/app/tags/list');
+}
+is(scalar tokens(), $before, 'after a reload: the kept token, no fetch');
+
+# --- cached content while the upstream and its auth server are down -------
+
+stop($ts);
+stop($reg->{pid});
+for my $l (@{ $m->{layers} }) {
+    $r = http_get($port, "/v2/public/app/blobs/$l->{digest}");
+    is($r->{status}, 200, "upstream and auth down: cached blob served");
+    is($r->{headers}{'x-registry-cache'}[0], 'HIT', '... from the cache');
+}
+
+done_testing();
