@@ -61,6 +61,7 @@ static void ngx_http_registry_retried(void *data);
 static ngx_uint_t ngx_http_registry_was_retried(ngx_http_request_t *r);
 static ngx_int_t ngx_http_registry_deny(ngx_http_request_t *r,
     ngx_uint_t status, char *code, char *message);
+static ngx_int_t ngx_http_registry_too_many(ngx_http_request_t *r);
 
 
 static ngx_http_registry_tokens_t  ngx_http_registry_tokens;
@@ -487,9 +488,9 @@ ngx_http_registry_token_set(ngx_str_t *key, ngx_str_t *token,
 
 
 /*
- * The upstream answered 401 (proxy_intercept_errors sent the request here,
- * "registry_token on", with the upstream's WWW-Authenticate kept): fetch a
- * token from the realm it names, anonymously or with the registry's
+ * An upstream 401 or 429 (proxy_intercept_errors sent the request here,
+ * "registry_upstream_errors on").  For a 401, with the upstream's
+ * WWW-Authenticate kept: fetch a token from the realm it names, anonymously or with the registry's
  * credentials, store it for every worker, and run the request again.
  * Tokens are fetched only here, when a request has to go upstream, never
  * for what the cache can answer.  A second 401 after a fresh token is the
@@ -511,7 +512,7 @@ ngx_http_registry_token_handler(ngx_http_request_t *r)
 
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
 
-    if (!rlcf->token || r != r->main) {
+    if (!rlcf->upstream_errors || r != r->main) {
         return NGX_DECLINED;
     }
 
@@ -520,6 +521,12 @@ ngx_http_registry_token_handler(ngx_http_request_t *r)
     if (ctx == NULL || ctx->token_key.len == 0) {
         return ngx_http_registry_deny(r, NGX_HTTP_BAD_GATEWAY,
                                       "UNAVAILABLE", "upstream refused");
+    }
+
+    if (ctx->token_sr == NULL && r->upstream
+        && r->upstream->headers_in.status_n == NGX_HTTP_TOO_MANY_REQUESTS)
+    {
+        return ngx_http_registry_too_many(r);
     }
 
     if (ctx->token_sr) {
@@ -734,6 +741,56 @@ ngx_http_registry_was_retried(ngx_http_request_t *r)
     }
 
     return 0;
+}
+
+
+/*
+ * An upstream 429 that the cache could not answer (stale content would
+ * have been served before this): an OCI body, with the upstream's
+ * Retry-After, which nginx does not carry into an error_page itself.
+ */
+
+static ngx_int_t
+ngx_http_registry_too_many(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *ra;
+
+    part = &r->upstream->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Retry-After") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Retry-After",
+                               sizeof("Retry-After") - 1)
+               == 0)
+        {
+            ra = ngx_list_push(&r->headers_out.headers);
+            if (ra == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            *ra = h[i];
+            ra->hash = 1;
+            break;
+        }
+    }
+
+    return ngx_http_registry_deny(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                                  "TOOMANYREQUESTS",
+                                  "the upstream registry is rate-limiting");
 }
 
 

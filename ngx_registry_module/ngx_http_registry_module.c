@@ -111,11 +111,11 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       offsetof(ngx_http_registry_loc_conf_t, verify),
       NULL },
 
-    { ngx_string("registry_token"),
+    { ngx_string("registry_upstream_errors"),
       NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_registry_loc_conf_t, token),
+      offsetof(ngx_http_registry_loc_conf_t, upstream_errors),
       NULL },
 
     { ngx_string("registry_cache_header"),
@@ -1387,7 +1387,7 @@ ngx_http_registry_create_loc_conf(ngx_conf_t *cf)
     rlcf->mirror = NGX_CONF_UNSET;
     rlcf->cache_header = NGX_CONF_UNSET;
     rlcf->verify = NGX_CONF_UNSET;
-    rlcf->token = NGX_CONF_UNSET;
+    rlcf->upstream_errors = NGX_CONF_UNSET;
     rlcf->tag_valid = NGX_CONF_UNSET;
     rlcf->digest_valid = NGX_CONF_UNSET;
 
@@ -1416,7 +1416,7 @@ ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->mirror, prev->mirror, 0);
     ngx_conf_merge_value(conf->cache_header, prev->cache_header, 1);
     ngx_conf_merge_value(conf->verify, prev->verify, 1);
-    ngx_conf_merge_value(conf->token, prev->token, 0);
+    ngx_conf_merge_value(conf->upstream_errors, prev->upstream_errors, 0);
     ngx_conf_merge_sec_value(conf->tag_valid, prev->tag_valid, 60);
     ngx_conf_merge_sec_value(conf->digest_valid, prev->digest_valid,
                              365 * 24 * 60 * 60);

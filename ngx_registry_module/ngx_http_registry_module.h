@@ -46,7 +46,7 @@ typedef struct {
     ngx_flag_t                 mirror;
     ngx_flag_t                 cache_header;
     ngx_flag_t                 verify;
-    ngx_flag_t                 token;
+    ngx_flag_t                 upstream_errors;
     time_t                     tag_valid;
     time_t                     digest_valid;
     ngx_array_t               *aliases;     /* ngx_http_registry_alias_t */

@@ -98,7 +98,10 @@ my $failing = start_nginx(ports => [$fport], http => <<"EOF");
         access_log \@DIR\@/failing.log;
         location / {
             if (\$http_x_fail = 500) { return 500; }
-            if (\$http_x_fail = 429) { return 429; }
+            if (\$http_x_fail = 429) {
+                add_header Retry-After 42 always;
+                return 429;
+            }
             return 503;
         }
     }
@@ -111,6 +114,14 @@ for my $code (500, 503, 429) {
 }
 is(scalar(() = file_lines("$failing->{dir}/failing.log")), 3,
    'the failing upstream was asked each time');
+
+# rate-limited with nothing cached: the OCI error, Retry-After kept
+$r = http_get($port, '/v2/docker.io/library/app/manifests/never-cached',
+              headers => [@accept, 'X-Fail: 429']);
+is($r->{status}, 429, 'upstream 429, nothing cached: 429');
+is(eval { $r->{json}{errors}[0]{code} }, 'TOOMANYREQUESTS',
+   '... TOOMANYREQUESTS');
+is(($r->{headers}{'retry-after'} // [''])->[0], '42', '... Retry-After kept');
 ($ok, $log) = pull(':1');
 ok($ok, 'pull by tag while the upstream answers 503') or diag $log;
 stop($failing->{pid});

@@ -23,6 +23,8 @@ auth:
     path: $dir/htpasswd
 EOF
 
+spew("$dir/robot.cred", "puller:s3cret\n");
+
 my $img = build_image(layers => [{ secret => "private layer\n" }]);
 run_ok('skopeo', '--insecure-policy', 'copy', '--dest-tls-verify=false',
        '--dest-creds', 'puller:s3cret', $img->{ref},
@@ -31,6 +33,7 @@ run_ok('skopeo', '--insecure-policy', 'copy', '--dest-tls-verify=false',
 my $port = free_port();
 my $ng = start_nginx(ports => [$port], http => <<"EOF");
     registry harbor.test $reg->{url};
+    registry robot.test  $reg->{url} credentials=$dir/robot.cred;
     server {
         listen 127.0.0.1:$port;
         registry_default harbor.test;
@@ -66,5 +69,23 @@ for my $path ('/v2/team/private/manifests/1', "/v2/team/private/blobs/$layer",
 
 is(scalar(grep { m{^GET /v2/\w+/\w+/blobs/} } registry_requests($reg)),
    3, 'each blob request went to the upstream to be authorised');
+
+# the mirror's own (robot) credentials: Basic, from a file
+$r = http_get($port, '/v2/robot.test/team/private/manifests/1',
+              headers => \@accept);
+is($r->{status}, 200, 'robot credentials: the private manifest');
+ok(!$r->{headers}{'www-authenticate'}, '... no challenge reached the client');
+$r = http_get($port, "/v2/robot.test/team/private/blobs/$layer");
+is('sha256:' . sha256_hex($r->{body}), $layer, '... and the blob');
+my $basic = encode_base64('puller:s3cret', '');
+unlike(slurp($ng->{error_log}) . slurp($ng->{access_log}),
+       qr/s3cret|\Q$basic\E/, 'the credentials are in no log');
+my $out = "$dir/pull";
+my $log = run_out('skopeo', '--insecure-policy', 'copy',
+                  '--src-tls-verify=false',
+                  "docker://127.0.0.1:$port/robot.test/team/private:1",
+                  "dir:$out");
+is($?, 0, 'skopeo pull through the mirror with its robot account')
+    or diag $log;
 
 done_testing();
