@@ -164,6 +164,41 @@ for my $i (1 .. 4) {
 }
 is(scalar tokens(), $before, 'after a reload: the kept token, no fetch');
 
+# --- a registry behind TLS with token auth, as Docker Hub and Harbor run --
+
+my $ca = make_ca();
+my $treg = start_registry(tls => make_cert($ca, 'tls-token.test'),
+                          config => <<"EOF");
+auth:
+  token:
+    realm: http://127.0.0.1:$tport/token
+    service: test-registry
+    issuer: test-issuer
+    rootcertbundle: $d/signer.crt
+EOF
+run_ok('skopeo', '--insecure-policy', 'copy', '--dest-tls-verify=false',
+       '--dest-creds', 'pusher:push-secret', $img->{ref},
+       "docker://$treg->{host}/public/app:1");
+my $tls_port = free_port();
+start_nginx(ports => [$tls_port], ca => slurp($SYSTEM_CA) . slurp($ca->{crt}),
+            http => <<"EOF");
+    upstream tls-token.test { server 127.0.0.1:$treg->{port}; }
+    registry tls-token.test https://tls-token.test;
+    server {
+        listen 127.0.0.1:$tls_port;
+        registry_default tls-token.test;
+        include $ROOT/registry_params;
+    }
+EOF
+my $tokens_before = scalar tokens();
+$log = run_out('skopeo', '--insecure-policy', 'copy', '--src-tls-verify=false',
+               "docker://127.0.0.1:$tls_port/public/app:1", "dir:$d/tls-pull");
+is($?, 0, 'skopeo pull through the mirror from a TLS, token-auth registry')
+    or diag $log;
+is('sha256:' . sha256_hex(slurp("$d/tls-pull/manifest.json")),
+   'sha256:' . sha256_hex(slurp("$out/manifest.json")), '... same manifest');
+is(scalar tokens(), $tokens_before + 1, '... with one token');
+
 # --- cached content while the upstream and its auth server are down -------
 
 stop($ts);
