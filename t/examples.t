@@ -14,11 +14,25 @@ use Digest::SHA qw(sha256_hex);
 use File::Path qw(make_path);
 use RegistryTest;
 
+# an open registry, and one that wants the account the examples'
+# credentials files hold
 my $reg = start_registry();
 my $img = build_image(layers => [{ a => "example\n" }, { b => "two\n" }]);
 push_image($img, $reg, 'library/app:1');
 push_image($img, $reg, 'org/app:1');
 my $digest = upstream_digest($reg, 'library/app', '1');
+
+my $cred = test_dir() . '/account.cred';
+spew($cred, "account:account-secret\n");
+spew(test_dir() . '/htpasswd', 'account:'
+     . crypt('account-secret', '$2y$05$abcdefghijklmnopqrstuu') . "\n");
+my $locked = start_registry(config => "auth:\n  htpasswd:\n    realm: t\n"
+                            . "    path: ${\ test_dir()}/htpasswd\n");
+for my $name ('library/app:1', 'org/app:1') {
+    run_ok('skopeo', '--insecure-policy', 'copy', '--dest-tls-verify=false',
+           '--dest-creds', 'account:account-secret', $img->{ref},
+           "docker://$locked->{host}/$name");
+}
 
 # The operator's part of an example: lines that are not blank or comments.
 sub config_lines {
@@ -43,6 +57,9 @@ for my $example (@examples) {
     my $conf = slurp("$d/nginx.conf");
     my @names = $conf =~ /^\s*registry\s+(\S+)\s+https?:/mg;
     ok(scalar @names, "$label: declares registries (@names)");
+    # registries with credentials go to the registry that wants them
+    $conf =~ s{^(\s*registry\s+\S+\s+)https?://[^\s;]+(\s+credentials=)\S+;}
+              {$1$locked->{url}$2$cred;}mg;
     $conf =~ s{^(\s*registry\s+\S+\s+)https?://[^\s;]+}{$1$reg->{url}}mg;
     $conf =~ s{^(\s*access_log)\s+[^;]+}{$1 $d/access.log}mg;
     $conf =~ s{^(\s*error_log)\s+[^;]+}{$1 $d/error.log}mg;
