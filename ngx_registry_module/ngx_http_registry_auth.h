@@ -13,19 +13,8 @@
 #include <ngx_http.h>
 
 
-/* a WWW-Authenticate challenge, as registries send it */
+#include "ngx_http_registry_challenge.h"
 
-typedef struct {
-    ngx_uint_t                 bearer;      /* else Basic */
-    ngx_str_t                  realm;
-    ngx_str_t                  service;
-} ngx_http_registry_challenge_t;
-
-
-ngx_int_t ngx_http_registry_challenge_parse(u_char *p, size_t len,
-    ngx_http_registry_challenge_t *ch);
-ngx_int_t ngx_http_registry_token_parse(u_char *p, size_t len,
-    ngx_str_t *token, time_t *expires_in);
 
 ngx_int_t ngx_http_registry_tokens_zone(ngx_conf_t *cf, void *tag);
 ngx_int_t ngx_http_registry_token_handler(ngx_http_request_t *r);

@@ -1,6 +1,7 @@
 #!/usr/bin/perl
 
-# The grammar, the path parser and the Accept normaliser on their own, without nginx: table tests
+# The grammar, the path parser, the Accept normaliser and the challenge
+# and token parsers on their own, without nginx: table tests
 # and a bounded fuzz loop, built with AddressSanitizer and UBSan where the
 # compiler has them.  The C program prints the TAP.
 
@@ -17,6 +18,7 @@ my @inc = map { "-I$ngx/$_" }
 my @cc = ('cc', '-g', '-O1', '-Wall', '-Werror', @inc, "-I$src",
           "$ROOT/t/unit/grammar_test.c", "$src/ngx_http_registry_validate.c",
           "$src/ngx_http_registry_route.c", "$src/ngx_http_registry_cache.c",
+          "$src/ngx_http_registry_challenge.c",
           '-o', $bin);
 
 my $out = run_out(@cc[0 .. 4], '-fsanitize=address,undefined',

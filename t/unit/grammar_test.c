@@ -13,14 +13,54 @@
 #include "ngx_http_registry_validate.h"
 #include "ngx_http_registry_route.h"
 #include "ngx_http_registry_cache.h"
+#include "ngx_http_registry_challenge.h"
 
 
-/* from nginx's ngx_string.c, which is not linked into this test */
+/*
+ * nginx's ngx_string.c is not in nginx-dev, so the few functions of it the
+ * parsers use are given here, with the same contracts.
+ */
 
 ngx_int_t
 ngx_strncasecmp(u_char *s1, u_char *s2, size_t n)
 {
     return strncasecmp((char *) s1, (char *) s2, n);
+}
+
+
+u_char *
+ngx_strlcasestrn(u_char *s1, u_char *last, u_char *s2, size_t n)
+{
+    n++;
+
+    for ( /* void */ ; s1 + n <= last; s1++) {
+        if (strncasecmp((char *) s1, (char *) s2, n) == 0) {
+            return s1;
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_atoi(u_char *line, size_t n)
+{
+    ngx_int_t  value;
+
+    if (n == 0 || n > 18) {
+        return NGX_ERROR;
+    }
+
+    for (value = 0; n--; line++) {
+        if (*line < '0' || *line > '9') {
+            return NGX_ERROR;
+        }
+
+        value = value * 10 + (*line - '0');
+    }
+
+    return value;
 }
 
 
@@ -203,6 +243,69 @@ fuzz(unsigned iterations)
 }
 
 
+/* mutated challenges and token answers: never a read past the input */
+
+static void
+fuzz_auth(const char *challenge, const char *json, unsigned iterations)
+{
+    size_t                          len;
+    u_char                          buf[256], *copy;
+    time_t                          exp;
+    unsigned                        n, i, seed, bad;
+    ngx_str_t                       tok;
+    ngx_http_registry_challenge_t   ch;
+
+    static const char   alphabet[] = "\",=: {}\\abc0";
+
+    seed = 777;
+    bad = 0;
+
+    for (n = 0; n < iterations; n++) {
+        const char  *s = (n & 1) ? json : challenge;
+
+        len = strlen(s);
+        ngx_memcpy(buf, s, len);
+
+        for (i = 0; i < 1 + n % 4; i++) {
+            seed = seed * 1103515245 + 12345;
+
+            if ((seed >> 16) % 2 && len > 1) {
+                len = 1 + (seed >> 8) % len;
+
+            } else {
+                buf[(seed >> 8) % len] = alphabet[(seed >> 20) % 13];
+            }
+        }
+
+        copy = malloc(len);
+        if (copy == NULL) {
+            exit(2);
+        }
+
+        ngx_memcpy(copy, buf, len);
+
+        if (n & 1) {
+            if (ngx_http_registry_token_parse(copy, len, &tok, &exp) == NGX_OK
+                && (tok.data < copy || tok.data + tok.len > copy + len))
+            {
+                bad++;
+            }
+
+        } else {
+            (void) ngx_http_registry_challenge_parse(copy, len, &ch);
+        }
+
+        free(copy);
+    }
+
+    tests++;
+    failed += bad != 0;
+    printf("%sok %d - fuzz: %u mutated challenges and token answers, "
+           "%u tokens outside the input\n", bad ? "not " : "", tests,
+           iterations, bad);
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -311,6 +414,52 @@ main(int argc, char **argv)
                      "application/vnd.oci.image.index.v1+json");
     check_accept(a5, "");
     check_accept(a6, "application/vnd.oci.image.index.v1+json");
+    }
+
+    {
+    ngx_str_t                      tok;
+    time_t                         exp;
+    ngx_http_registry_challenge_t  ch;
+
+    static char  c1[] = "Bearer realm=\"https://auth.docker.io/token\","
+                        "service=\"registry.docker.io\","
+                        "scope=\"repository:library/nginx:pull\"";
+    static char  c2[] = "Basic realm=\"Registry Realm\"";
+    static char  c3[] = "Bearer realm=\"ftp://x/\"";
+    static char  c4[] = "Bearer realm=\"https://a/t\",service=\"s";
+    static char  c5[] = "Negotiate abc";
+    static char  j1[] = "{\"token\": \"abc.def.ghi\", \"expires_in\": 300}";
+    static char  j2[] = "{\"access_token\":\"xyz\"}";
+    static char  j3[] = "{\"token\":\"a\\\"b\"}";
+    static char  j4[] = "{\"token\":42}";
+
+    ok(ngx_http_registry_challenge_parse((u_char *) c1, sizeof(c1) - 1, &ch)
+       == NGX_OK && ch.bearer && eq(&ch.realm, "https://auth.docker.io/token")
+       && eq(&ch.service, "registry.docker.io"), "challenge", c1);
+    ok(ngx_http_registry_challenge_parse((u_char *) c2, sizeof(c2) - 1, &ch)
+       == NGX_OK && !ch.bearer, "challenge", c2);
+    ok(ngx_http_registry_challenge_parse((u_char *) c3, sizeof(c3) - 1, &ch)
+       == NGX_DECLINED, "challenge refused", c3);
+    ok(ngx_http_registry_challenge_parse((u_char *) c4, sizeof(c4) - 1, &ch)
+       == NGX_OK && eq(&ch.realm, "https://a/t") && ch.service.len == 0,
+       "challenge, unterminated quote ignored", c4);
+    ok(ngx_http_registry_challenge_parse((u_char *) c5, sizeof(c5) - 1, &ch)
+       == NGX_DECLINED, "challenge refused", c5);
+
+    ok(ngx_http_registry_token_parse((u_char *) j1, sizeof(j1) - 1, &tok,
+                                     &exp)
+       == NGX_OK && eq(&tok, "abc.def.ghi") && exp == 300, "token", j1);
+    ok(ngx_http_registry_token_parse((u_char *) j2, sizeof(j2) - 1, &tok,
+                                     &exp)
+       == NGX_OK && eq(&tok, "xyz") && exp == 60, "access_token", j2);
+    ok(ngx_http_registry_token_parse((u_char *) j3, sizeof(j3) - 1, &tok,
+                                     &exp)
+       == NGX_DECLINED, "token with an escape refused", j3);
+    ok(ngx_http_registry_token_parse((u_char *) j4, sizeof(j4) - 1, &tok,
+                                     &exp)
+       == NGX_DECLINED, "token not a string refused", j4);
+
+    fuzz_auth(c1, j1, argc > 1 ? (unsigned) atoi(argv[1]) : 200000);
     }
 
     fuzz(argc > 1 ? (unsigned) atoi(argv[1]) : 200000);
