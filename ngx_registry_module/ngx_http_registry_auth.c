@@ -283,11 +283,11 @@ ngx_http_registry_token_set(ngx_str_t *key, ngx_str_t *token,
 /*
  * An upstream 401 or 429 (proxy_intercept_errors sent the request here,
  * "registry_upstream_errors on").  For a 401, with the upstream's
- * WWW-Authenticate kept: fetch a token from the realm it names, anonymously or with the registry's
- * credentials, store it for every worker, and run the request again.
- * Tokens are fetched only here, when a request has to go upstream, never
- * for what the cache can answer.  A second 401 after a fresh token is the
- * upstream's final word.
+ * WWW-Authenticate kept: fetch a token from the realm it names,
+ * anonymously or with the registry's credentials, store it for every
+ * worker, and run the request again.  Tokens are fetched only here, when a
+ * request has to go upstream, never for what the cache can answer.  A
+ * second 401 after a fresh token is the upstream's final word.
  */
 
 ngx_int_t
