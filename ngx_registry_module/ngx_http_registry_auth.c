@@ -546,39 +546,24 @@ ngx_http_registry_was_retried(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_registry_too_many(ngx_http_request_t *r)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h, *ra;
 
-    part = &r->upstream->headers_in.headers.part;
-    h = part->elts;
+    static ngx_str_t  retry_after = ngx_string("Retry-After");
 
-    for (i = 0; /* void */; i++) {
+    h = NULL;
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
+    if (ngx_http_registry_headers(&r->upstream->headers_in.headers,
+                                  &retry_after, ngx_http_registry_first_line,
+                                  &h)
+        == NGX_DONE)
+    {
+        ra = ngx_list_push(&r->headers_out.headers);
+        if (ra == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (h[i].key.len == sizeof("Retry-After") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Retry-After",
-                               sizeof("Retry-After") - 1)
-               == 0)
-        {
-            ra = ngx_list_push(&r->headers_out.headers);
-            if (ra == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            *ra = h[i];
-            ra->hash = 1;
-            break;
-        }
+        *ra = *h;
+        ra->hash = 1;
     }
 
     return ngx_http_registry_deny(r, NGX_HTTP_TOO_MANY_REQUESTS,

@@ -45,6 +45,8 @@ static ngx_int_t ngx_http_registry_token_auth_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_expected_digest(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_accept_line(ngx_table_elt_t *h,
+    void *data);
 
 static char *ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -227,6 +229,9 @@ static ngx_str_t  ngx_http_registry_api_header =
     ngx_string("Docker-Distribution-API-Version");
 static ngx_str_t  ngx_http_registry_api_version = ngx_string("registry/2.0");
 static ngx_str_t  ngx_http_registry_allow_header = ngx_string("Allow");
+static ngx_str_t  ngx_http_registry_accept_header = ngx_string("Accept");
+static ngx_str_t  ngx_http_registry_digest_header =
+    ngx_string("Docker-Content-Digest");
 static ngx_str_t  ngx_http_registry_ns_header = ngx_string("OCI-Namespace");
 static ngx_str_t  ngx_http_registry_cache_header =
     ngx_string("X-Registry-Cache");
@@ -541,9 +546,7 @@ ngx_http_registry_cache_key(ngx_http_request_t *r,
 {
     u_char                        *p;
     ngx_str_t                      registry;
-    ngx_uint_t                     i, mask;
-    ngx_list_part_t               *part;
-    ngx_table_elt_t               *h;
+    ngx_uint_t                     mask;
     ngx_http_registry_loc_conf_t  *rlcf;
 
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
@@ -553,30 +556,9 @@ ngx_http_registry_cache_key(ngx_http_request_t *r,
         /* $http_accept is the first line only; docker sends one a type */
 
         mask = 0;
-        part = &r->headers_in.headers.part;
-        h = part->elts;
-
-        for (i = 0; /* void */; i++) {
-
-            if (i >= part->nelts) {
-                if (part->next == NULL) {
-                    break;
-                }
-
-                part = part->next;
-                h = part->elts;
-                i = 0;
-            }
-
-            if (h[i].key.len == sizeof("Accept") - 1
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "Accept",
-                                   sizeof("Accept") - 1)
-                   == 0)
-            {
-                mask |= ngx_http_registry_accept_mask(h[i].value.data,
-                                                      h[i].value.len);
-            }
-        }
+        (void) ngx_http_registry_headers(&r->headers_in.headers,
+                                         &ngx_http_registry_accept_header,
+                                         ngx_http_registry_accept_line, &mask);
 
         p = ngx_pnalloc(r->pool, NGX_HTTP_REGISTRY_ACCEPT_MAX);
         if (p == NULL) {
@@ -853,8 +835,6 @@ static ngx_int_t
 ngx_http_registry_expected_digest(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
     if (ctx->digest) {
@@ -866,14 +846,45 @@ ngx_http_registry_expected_digest(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    part = &r->upstream->headers_in.headers.part;
+    h = NULL;
+
+    if (ngx_http_registry_headers(&r->upstream->headers_in.headers,
+                                  &ngx_http_registry_digest_header,
+                                  ngx_http_registry_first_line, &h)
+        != NGX_DONE
+        || ngx_http_registry_valid_digest(h->value.data, h->value.len)
+           != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    ctx->expected = h->value;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Calls handler for every header line called name, until it returns
+ * NGX_DONE (then NGX_DONE is returned).
+ */
+
+ngx_int_t
+ngx_http_registry_headers(ngx_list_t *headers, ngx_str_t *name,
+    ngx_http_registry_header_pt handler, void *data)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &headers->part;
     h = part->elts;
 
     for (i = 0; /* void */; i++) {
 
         if (i >= part->nelts) {
             if (part->next == NULL) {
-                return NGX_DECLINED;
+                return NGX_OK;
             }
 
             part = part->next;
@@ -881,19 +892,31 @@ ngx_http_registry_expected_digest(ngx_http_request_t *r,
             i = 0;
         }
 
-        if (h[i].key.len == sizeof("Docker-Content-Digest") - 1
-            && ngx_strncasecmp(h[i].key.data,
-                               (u_char *) "Docker-Content-Digest",
-                               sizeof("Docker-Content-Digest") - 1)
-               == 0
-            && ngx_http_registry_valid_digest(h[i].value.data,
-                                              h[i].value.len)
-               == NGX_OK)
+        if (h[i].key.len == name->len
+            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0
+            && handler(&h[i], data) == NGX_DONE)
         {
-            ctx->expected = h[i].value;
-            return NGX_OK;
+            return NGX_DONE;
         }
     }
+}
+
+
+ngx_int_t
+ngx_http_registry_first_line(ngx_table_elt_t *h, void *data)
+{
+    *(ngx_table_elt_t **) data = h;
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_registry_accept_line(ngx_table_elt_t *h, void *data)
+{
+    *(ngx_uint_t *) data |= ngx_http_registry_accept_mask(h->value.data,
+                                                         h->value.len);
+    return NGX_OK;
 }
 
 

@@ -79,8 +79,15 @@ typedef struct {
 } ngx_http_registry_ctx_t;
 
 
+typedef ngx_int_t (*ngx_http_registry_header_pt)(ngx_table_elt_t *h,
+    void *data);
+
+
 ngx_int_t ngx_http_registry_send_error(ngx_http_request_t *r,
     ngx_http_registry_error_t *err);
+ngx_int_t ngx_http_registry_headers(ngx_list_t *headers, ngx_str_t *name,
+    ngx_http_registry_header_pt handler, void *data);
+ngx_int_t ngx_http_registry_first_line(ngx_table_elt_t *h, void *data);
 
 
 extern ngx_module_t  ngx_http_registry_module;
