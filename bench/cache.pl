@@ -21,7 +21,6 @@ use lib "$FindBin::Bin/../t/lib";
 use Digest::SHA;
 use File::Path qw(make_path);
 use List::Util qw(sum);
-use POSIX qw(floor);
 use RegistryTest;
 
 my $blob_mb = $ENV{BLOB_MB} // 512;
@@ -41,24 +40,7 @@ sub random_file {
     run_ok('sh', '-c', "head -c ${mb}M /dev/urandom > $path");
 }
 
-# A blob pushed straight through the registry API (monolithic upload).
-sub push_blob {
-    my ($reg, $file) = @_;
-    my $sha = Digest::SHA->new(256);
-    $sha->addfile($file);
-    my $digest = 'sha256:' . $sha->hexdigest;
-    my $head = run_ok('curl', '-si', '-X', 'POST',
-                      "$reg->{url}/v2/bench/app/blobs/uploads/");
-    my ($loc) = $head =~ /^Location:\s*(\S+)/mi or die "no upload: $head";
-    $loc = "$reg->{url}$loc" if $loc =~ m{^/};
-    run_ok('curl', '-sf', '-T', $file, "$loc&digest=$digest");
-    return $digest;
-}
 
-sub median {
-    my @v = sort { $a <=> $b } @_;
-    return $v[floor($#v / 2)];
-}
 
 sub download {
     my ($url, @h) = @_;

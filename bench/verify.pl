@@ -18,7 +18,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 use Digest::SHA;
-use POSIX qw(floor);
 use Time::HiRes qw(time sleep);
 use RegistryTest;
 
@@ -29,23 +28,7 @@ my $rounds = $ENV{ROUNDS} // 3;
 my $d = test_dir();
 my $mib = 1024 * 1024;
 
-sub median {
-    my @v = sort { $a <=> $b } @_;
-    return $v[floor($#v / 2)];
-}
 
-sub push_blob {
-    my ($reg, $file) = @_;
-    my $sha = Digest::SHA->new(256);
-    $sha->addfile($file);
-    my $digest = 'sha256:' . $sha->hexdigest;
-    my $head = run_ok('curl', '-si', '-X', 'POST',
-                      "$reg->{url}/v2/bench/app/blobs/uploads/");
-    my ($loc) = $head =~ /^Location:\s*(\S+)/mi or die "no upload: $head";
-    $loc = "$reg->{url}$loc" if $loc =~ m{^/};
-    run_ok('curl', '-sf', '-T', $file, "$loc&digest=$digest");
-    return $digest;
-}
 
 sub download {
     my ($url) = @_;

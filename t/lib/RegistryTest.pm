@@ -25,7 +25,7 @@ our @EXPORT = qw(
     start_registry start_nginx nginx_conf registry_requests file_lines
     http_raw http_get build_image push_image run_ok run_out slurp spew
     upstream_digest build_index_image cache_entries wait_until
-    $SYSTEM_CA make_ca make_cert
+    $SYSTEM_CA make_ca make_cert push_blob median
 );
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
@@ -426,6 +426,26 @@ sub push_image {
     run_ok('skopeo', '--insecure-policy', 'copy', @all,
            '--dest-tls-verify=false', $image->{ref},
            "docker://$reg->{host}/$name");
+}
+
+# A file pushed as a blob of bench/app through the registry API (one
+# monolithic upload); returns its digest.
+sub push_blob {
+    my ($reg, $file) = @_;
+    my $sha = Digest::SHA->new(256);
+    $sha->addfile($file);
+    my $digest = 'sha256:' . $sha->hexdigest;
+    my $head = run_ok('curl', '-si', '-X', 'POST',
+                      "$reg->{url}/v2/bench/app/blobs/uploads/");
+    my ($loc) = $head =~ /^Location:\s*(\S+)/mi or die "no upload: $head";
+    $loc = "$reg->{url}$loc" if $loc =~ m{^/};
+    run_ok('curl', '-sf', '-T', $file, "$loc&digest=$digest");
+    return $digest;
+}
+
+sub median {
+    my @v = sort { $a <=> $b } @_;
+    return $v[int($#v / 2)];
 }
 
 # The manifest digest a registry reports for name:ref, asked directly.
