@@ -70,13 +70,25 @@ $r = http_get($reg->{port}, '/v2/team/app/manifests/1',
 is($r->{status}, 401, 'registry: a token for the wrong scope, 401');
 unlink $token_log;
 
+# a plain nginx in front of the registry shows what the mirror sends it
+my $fport = free_port();
+my $front = start_nginx(plain => 1, ports => [$fport], http => <<"EOF");
+    log_format auth '\$request "\$http_authorization"';
+    server {
+        listen 127.0.0.1:$fport;
+        access_log \@DIR\@/front.log auth;
+        location / { proxy_pass $reg->{url}; }
+    }
+EOF
+
 my $port = free_port();
 my $ng = start_nginx(ports => [$port], http => <<"EOF");
     log_format full '\$status \$request "\$http_authorization" '
                     '"\$sent_http_www_authenticate"';
     access_log \@DIR\@/full.log full;
     registry docker.io $reg->{url};
-    registry account.test $reg->{url} credentials=$d/mirror.credentials;
+    registry account.test http://127.0.0.1:$fport
+                          credentials=$d/mirror.credentials;
     server {
         listen 127.0.0.1:$port;
         registry_default docker.io;
@@ -144,6 +156,11 @@ unlike($everything, qr/mirror-secret|\Q$secret\E/,
        'the credentials are in no log');
 unlike($r->{raw}, qr/mirror-secret|\Q$secret\E|Bearer/,
        'nor in what the client got');
+my @sent = file_lines("$front->{dir}/front.log");
+ok(@sent >= 2, 'requests went to the registry through the front');
+is(scalar(grep { !/ "(-|Bearer [^"]+)"$/ } @sent), 0,
+   'the registry got tokens or nothing, never the credentials')
+    or diag explain \@sent;
 
 # --- kept across a reload -------------------------------------------------------
 
