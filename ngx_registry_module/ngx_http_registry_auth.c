@@ -316,10 +316,19 @@ ngx_http_registry_token_handler(ngx_http_request_t *r)
                                       "UNAVAILABLE", "upstream refused");
     }
 
-    if (ctx->token_sr == NULL && r->upstream
-        && r->upstream->headers_in.status_n == NGX_HTTP_TOO_MANY_REQUESTS)
-    {
-        return ngx_http_registry_too_many(r);
+    if (ctx->token_sr == NULL && r->upstream) {
+        switch (r->upstream->headers_in.status_n) {
+
+        case NGX_HTTP_TOO_MANY_REQUESTS:
+            return ngx_http_registry_too_many(r);
+
+        case NGX_HTTP_MOVED_PERMANENTLY:
+        case NGX_HTTP_MOVED_TEMPORARILY:
+        case NGX_HTTP_SEE_OTHER:
+        case NGX_HTTP_TEMPORARY_REDIRECT:
+        case NGX_HTTP_PERMANENT_REDIRECT:
+            return ngx_http_registry_redirect(r);
+        }
     }
 
     if (ctx->token_sr) {

@@ -54,6 +54,8 @@ static char *ngx_http_registry_alias(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_registry_credentials(ngx_conf_t *cf,
     ngx_str_t *name, ngx_str_t *basic);
+static char *ngx_http_registry_redirect_allow(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_registry_add_variables(ngx_conf_t *cf);
 static void *ngx_http_registry_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_registry_create_loc_conf(ngx_conf_t *cf);
@@ -118,6 +120,20 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_registry_loc_conf_t, upstream_errors),
+      NULL },
+
+    { ngx_string("registry_redirect_http"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_registry_loc_conf_t, redirect_http),
+      NULL },
+
+    { ngx_string("registry_redirect_allow"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_registry_redirect_allow,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("registry_cache_header"),
@@ -214,6 +230,18 @@ static ngx_http_variable_t  ngx_http_registry_vars[] = {
 
     { ngx_string("registry_token_authorization"), NULL,
       ngx_http_registry_token_auth_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_redirect_url"), NULL,
+      ngx_http_registry_redirect_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_redirect_host"), NULL,
+      ngx_http_registry_redirect_variable, 1,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_redirect_name"), NULL,
+      ngx_http_registry_redirect_variable, 2,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("registry_digest_mismatches"), NULL,
@@ -1312,6 +1340,62 @@ ngx_http_registry_credentials(ngx_conf_t *cf, ngx_str_t *name,
 }
 
 
+/* registry_redirect_allow <cidr> ...; "off" clears an inherited list */
+
+static char *
+ngx_http_registry_redirect_allow(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_registry_loc_conf_t *rlcf = conf;
+
+    ngx_int_t    rc;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+    ngx_cidr_t  *cidr;
+
+    value = cf->args->elts;
+
+    if (rlcf->redirect_allow != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    rlcf->redirect_allow = NULL;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        return NGX_CONF_OK;
+    }
+
+    rlcf->redirect_allow = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                            sizeof(ngx_cidr_t));
+    if (rlcf->redirect_allow == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        cidr = ngx_array_push(rlcf->redirect_allow);
+        if (cidr == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        rc = ngx_ptocidr(&value[i], cidr);
+
+        if (rc == NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid address range \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (rc == NGX_DONE) {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "low address bits of %V are meaningless",
+                               &value[i]);
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 /* registry_alias <host> <registry>; the registry is found at merge time */
 
 static char *
@@ -1411,6 +1495,8 @@ ngx_http_registry_create_loc_conf(ngx_conf_t *cf)
     rlcf->cache_header = NGX_CONF_UNSET;
     rlcf->verify = NGX_CONF_UNSET;
     rlcf->upstream_errors = NGX_CONF_UNSET;
+    rlcf->redirect_http = NGX_CONF_UNSET;
+    rlcf->redirect_allow = NGX_CONF_UNSET_PTR;
     rlcf->tag_valid = NGX_CONF_UNSET;
     rlcf->digest_valid = NGX_CONF_UNSET;
 
@@ -1440,6 +1526,9 @@ ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->cache_header, prev->cache_header, 1);
     ngx_conf_merge_value(conf->verify, prev->verify, 1);
     ngx_conf_merge_value(conf->upstream_errors, prev->upstream_errors, 0);
+    ngx_conf_merge_value(conf->redirect_http, prev->redirect_http, 0);
+    ngx_conf_merge_ptr_value(conf->redirect_allow, prev->redirect_allow,
+                             NULL);
     ngx_conf_merge_sec_value(conf->tag_valid, prev->tag_valid, 60);
     ngx_conf_merge_sec_value(conf->digest_valid, prev->digest_valid,
                              365 * 24 * 60 * 60);

@@ -17,6 +17,7 @@
 #include "ngx_http_registry_verify.h"
 #include "ngx_http_registry_metrics.h"
 #include "ngx_http_registry_auth.h"
+#include "ngx_http_registry_redirect.h"
 
 
 /* one "registry" directive */
@@ -47,6 +48,8 @@ typedef struct {
     ngx_flag_t                 cache_header;
     ngx_flag_t                 verify;
     ngx_flag_t                 upstream_errors;
+    ngx_flag_t                 redirect_http;
+    ngx_array_t               *redirect_allow;   /* ngx_cidr_t */
     time_t                     tag_valid;
     time_t                     digest_valid;
     ngx_array_t               *aliases;     /* ngx_http_registry_alias_t */

@@ -1,0 +1,154 @@
+#!/usr/bin/perl
+
+# Upstream redirects: a blob the registry redirects to a CDN (a TLS host
+# on another loopback port, found through a test DNS server) is fetched by
+# the mirror itself, cached under its digest and verified; the client never
+# sees the redirect and the CDN never sees the upstream's Authorization.
+# Targets are checked on the address they resolve to: http, loopback
+# however spelled (a name, 127.0.0.1, 0.0.0.0, 2130706433,
+# [::ffff:127.0.0.1]) are refused unless registry_redirect_allow names the
+# range, at every hop of a bounded chain.
+
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use Digest::SHA qw(sha256_hex);
+use JSON::PP;
+use RegistryTest;
+
+my $reg = start_registry();
+my $noise = join '', map { Digest::SHA::sha256("cdn $_") } 1 .. 20000;
+my $img = build_image(layers => [{ cdn => $noise }]);
+push_image($img, $reg, 'ok/app:1');
+my $m = decode_json(http_get($reg->{port}, '/v2/ok/app/manifests/1',
+    headers => ['Accept: application/vnd.oci.image.manifest.v1+json'])->{body});
+my $blob = $m->{layers}[0]{digest};
+
+# DNS: cdn.test is 127.0.0.1
+my $dport = free_port();
+my $dns = spawn(cmd => ['dnsmasq', '--keep-in-foreground',
+                        "--port=$dport", '--listen-address=127.0.0.1',
+                        '--bind-interfaces', '--no-resolv', '--no-hosts',
+                        '--conf-file=/dev/null', '--pid-file=',
+                        '--address=/cdn.test/127.0.0.1'],
+                stdout => test_dir() . '/dns.log');
+ok(wait_port($dport, pid => $dns), 'test DNS server up');
+
+# the CDN: TLS, serves the registry's blob files by digest
+my $ca = make_ca();
+my $cert = make_cert($ca, 'cdn.test');
+my $cport = free_port();
+my $data = "$reg->{dir}/data/docker/registry/v2/blobs/sha256";
+my $cdn = start_nginx(plain => 1, ports => [$cport], http => <<"EOF");
+    log_format cdn '\$request "\$http_host" "\$ssl_server_name" '
+                   '"\$http_authorization"';
+    server {
+        listen 127.0.0.1:$cport ssl;
+        ssl_certificate $cert->[0];
+        ssl_certificate_key $cert->[1];
+        access_log \@DIR\@/cdn.log cdn;
+        location ~ "^/blobs/sha256:(..)(.{62})\$" {
+            alias $data/\$1/\$1\$2/data;
+        }
+        location = /loop { return 307 https://cdn.test:$cport/loop; }
+    }
+EOF
+my $cdn_log = "$cdn->{dir}/cdn.log";
+
+# the registry, behind a front that redirects blobs as S3 and Docker Hub do
+my $fport = free_port();
+my $front = start_nginx(plain => 1, ports => [$fport], http => <<"EOF");
+    log_format front '\$request "\$http_authorization"';
+    server {
+        listen 127.0.0.1:$fport;
+        access_log \@DIR\@/front.log front;
+        location ~ "^/v2/ok/.*/blobs/(sha256:[0-9a-f]+)\$" {
+            return 307 https://cdn.test:$cport/blobs/\$1;
+        }
+        location ~ "^/v2/http/" { return 307 http://cdn.test:$cport/blobs/x; }
+        location ~ "^/v2/ip/" { return 307 https://127.0.0.1:$cport/x; }
+        location ~ "^/v2/zero/" { return 307 https://0.0.0.0:$cport/x; }
+        location ~ "^/v2/decimal/" { return 307 https://2130706433:$cport/x; }
+        location ~ "^/v2/mapped/" {
+            return 307 https://[::ffff:127.0.0.1]:$cport/x;
+        }
+        location ~ "^/v2/loop/" { return 307 https://cdn.test:$cport/loop; }
+        location / { proxy_pass $reg->{url}; }
+    }
+EOF
+
+my $mirror = <<"EOF";
+    resolver 127.0.0.1:$dport valid=30s ipv6=off;
+    registry docker.io http://127.0.0.1:$fport;
+    server {
+        listen 127.0.0.1:\@PORT\@;
+        registry_default docker.io;
+        \@ALLOW\@
+        include $ROOT/registry_params;
+    }
+EOF
+my $ca_bundle = slurp($SYSTEM_CA) . slurp($ca->{crt});
+
+my $port = free_port();
+(my $allowed = $mirror) =~ s/\@PORT\@/$port/;
+$allowed =~ s/\@ALLOW\@/registry_redirect_allow 127.0.0.0\/8;/;
+my $ng = start_nginx(ports => [$port], http => $allowed, ca => $ca_bundle);
+
+my $strict_port = free_port();
+(my $strict = $mirror) =~ s/\@PORT\@/$strict_port/;
+$strict =~ s/\@ALLOW\@//;
+my $ng_strict = start_nginx(ports => [$strict_port], http => $strict,
+                            ca => $ca_bundle);
+
+# --- followed, cached, verified ----------------------------------------------
+
+my $r = http_get($port, "/v2/ok/app/blobs/$blob");
+is($r->{status}, 200, 'redirected blob: 200, the redirect not shown');
+is('sha256:' . sha256_hex($r->{body}), $blob, '... the right bytes');
+is($r->{headers}{'x-registry-cache'}[0], 'MISS', '... filled');
+my @cdn = file_lines($cdn_log);
+like($cdn[-1], qr{^GET /blobs/\Q$blob\E HTTP/1\.1 "cdn\.test:$cport" "cdn\.test" "-"$},
+     'the CDN was asked with its own Host and SNI, no Authorization');
+
+$r = http_get($port, "/v2/other/repo/blobs/$blob");
+is($r->{headers}{'x-registry-cache'}[0], 'HIT',
+   'cached under the digest: HIT through another repository');
+is('sha256:' . sha256_hex($r->{body}), $blob, '... the right bytes');
+
+# a client's own credentials reach the registry, never the CDN
+$r = http_get($port, "/v2/ok/app/blobs/$blob",
+              headers => ['Authorization: Bearer client-token']);
+is($r->{status}, 200, 'with client credentials: 200');
+like((file_lines("$front->{dir}/front.log"))[-1], qr/"Bearer client-token"$/,
+     'the registry got the client credentials');
+like((file_lines($cdn_log))[-1], qr/"-"$/, 'the CDN did not');
+
+# --- refused targets -------------------------------------------------------------
+
+# (a digest nothing cached, so that the upstream is asked)
+my $cold = 'sha256:' . ('c' x 64);
+my $seen = scalar file_lines($cdn_log);
+$r = http_get($port, "/v2/http/app/blobs/$cold");
+is($r->{status}, 502, 'redirect to http: refused (502)');
+is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... OCI body');
+
+for my $repo ('ok', 'ip', 'zero', 'decimal', 'mapped') {
+    $r = http_get($strict_port, "/v2/$repo/app/blobs/$blob");
+    is($r->{status}, 502, "loopback not allowed, $repo target: refused");
+    is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... OCI body');
+}
+like(slurp($ng_strict->{error_log}),
+     qr/redirect to "cdn\.test" refused: it is 127\.0\.0\.1:$cport/,
+     'the error log says which address was refused');
+is(scalar file_lines($cdn_log), $seen, 'the CDN saw none of them');
+
+# --- a bounded chain -----------------------------------------------------------------
+
+$r = http_get($port, "/v2/loop/app/blobs/$cold");
+is($r->{status}, 502, 'endless redirects: 502');
+like(slurp($ng->{error_log}), qr/too many redirects/, '... too many');
+my $loops = grep { m{^GET /loop } } file_lines($cdn_log);
+ok($loops >= 1 && $loops <= 5, "... after $loops hops on the CDN");
+
+done_testing();
