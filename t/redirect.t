@@ -24,6 +24,10 @@ push_image($img, $reg, 'ok/app:1');
 my $m = decode_json(http_get($reg->{port}, '/v2/ok/app/manifests/1',
     headers => ['Accept: application/vnd.oci.image.manifest.v1+json'])->{body});
 my $blob = $m->{layers}[0]{digest};
+push_image(build_image(layers => [{ other => "other\n" }]), $reg, 'ok/other:1');
+my $other_blob = decode_json(http_get($reg->{port}, '/v2/ok/other/manifests/1',
+    headers => ['Accept: application/vnd.oci.image.manifest.v1+json'])
+    ->{body})->{layers}[0]{digest};
 
 # DNS: cdn.test is 127.0.0.1
 my $dport = free_port();
@@ -52,6 +56,7 @@ my $cdn = start_nginx(plain => 1, ports => [$cport], http => <<"EOF");
             alias $data/\$1/\$1\$2/data;
         }
         location = /loop { return 307 https://cdn.test:$cport/loop; }
+        location = /hop { return 307 https://127.0.0.2:$cport/x; }
     }
 EOF
 my $cdn_log = "$cdn->{dir}/cdn.log";
@@ -74,6 +79,10 @@ my $front = start_nginx(plain => 1, ports => [$fport], http => <<"EOF");
             return 307 https://[::ffff:127.0.0.1]:$cport/x;
         }
         location ~ "^/v2/loop/" { return 307 https://cdn.test:$cport/loop; }
+        location ~ "^/v2/hop/" { return 307 https://cdn.test:$cport/hop; }
+        location ~ "^/v2/bad/.*/blobs/(sha256:[0-9a-f]+)\$" {
+            return 307 https://cdn.test:$cport/blobs/$other_blob;
+        }
         location / { proxy_pass $reg->{url}; }
     }
 EOF
@@ -92,7 +101,7 @@ my $ca_bundle = slurp($SYSTEM_CA) . slurp($ca->{crt});
 
 my $port = free_port();
 (my $allowed = $mirror) =~ s/\@PORT\@/$port/;
-$allowed =~ s/\@ALLOW\@/registry_redirect_allow 127.0.0.0\/8;/;
+$allowed =~ s/\@ALLOW\@/registry_redirect_allow 127.0.0.1\/32;/;
 my $ng = start_nginx(ports => [$port], http => $allowed, ca => $ca_bundle);
 
 my $strict_port = free_port();
@@ -142,6 +151,33 @@ like(slurp($ng_strict->{error_log}),
      qr/redirect to "cdn\.test" refused: it is 127\.0\.0\.1:$cport/,
      'the error log says which address was refused');
 is(scalar file_lines($cdn_log), $seen, 'the CDN saw none of them');
+
+# a chain is checked at every hop: cdn.test (127.0.0.1, allowed) sends
+# on to 127.0.0.2, which is not
+$seen = scalar file_lines($cdn_log);
+$r = http_get($port, "/v2/hop/app/blobs/$cold");
+is($r->{status}, 502, 'second hop to a refused address: 502');
+like(slurp($ng->{error_log}), qr/refused: it is 127\.0\.0\.2:$cport/,
+     '... refused at the second hop');
+is(scalar(grep { m{^GET /x } } file_lines($cdn_log)), 0,
+   '... which was never contacted');
+
+# the redirected bytes are verified like any fill
+my $wanted = 'sha256:' . ('d' x 64);
+$r = http_get($port, "/v2/bad/app/blobs/$wanted");
+isnt('sha256:' . sha256_hex($r->{body}), $other_blob,
+     'a CDN answering other bytes: the client does not get them whole');
+like(slurp($ng->{error_log}), qr/digest mismatch .* expected \Q$wanted\E/,
+     '... the mismatch is logged');
+ok(!grep({ /\Q$wanted\E/ } keys %{ cache_entries("$ng->{dir}/cache") }),
+   '... nothing cached');
+
+# skopeo through the mirror: manifest from the registry, blob via the CDN
+my $log = run_out('skopeo', '--insecure-policy', 'copy',
+                  '--src-tls-verify=false',
+                  "docker://127.0.0.1:$port/docker.io/ok/app:1",
+                  'dir:' . test_dir() . '/pull');
+is($?, 0, 'skopeo pull with the blob behind a redirect') or diag $log;
 
 # --- a bounded chain -----------------------------------------------------------------
 
