@@ -281,8 +281,9 @@ ngx_http_registry_token_set(ngx_str_t *key, ngx_str_t *token,
 
 
 /*
- * An upstream 401 or 429 (proxy_intercept_errors sent the request here,
- * "registry_upstream_errors on").  For a 401, with the upstream's
+ * An upstream redirect, 401, 403 or 429 (proxy_intercept_errors sent the
+ * request here, "registry_upstream_errors on").  A 403 is answered
+ * DENIED, with an OCI body whatever the upstream's was.  For a 401, with the upstream's
  * WWW-Authenticate kept: fetch a token from the realm it names,
  * anonymously or with the registry's credentials, store it for every
  * worker, and run the request again.  Tokens are fetched only here, when a
@@ -321,6 +322,11 @@ ngx_http_registry_token_handler(ngx_http_request_t *r)
 
         case NGX_HTTP_TOO_MANY_REQUESTS:
             return ngx_http_registry_too_many(r);
+
+        case NGX_HTTP_FORBIDDEN:
+            return ngx_http_registry_deny(r, NGX_HTTP_FORBIDDEN, "DENIED",
+                                          "the upstream registry refused "
+                                          "access");
 
         case NGX_HTTP_MOVED_PERMANENTLY:
         case NGX_HTTP_MOVED_TEMPORARILY:

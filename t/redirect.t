@@ -80,6 +80,10 @@ my $front = start_nginx(plain => 1, ports => [$fport], http => <<"EOF");
         }
         location ~ "^/v2/loop/" { return 307 https://cdn.test:$cport/loop; }
         location ~ "^/v2/hop/" { return 307 https://cdn.test:$cport/hop; }
+        location ~ "^/v2/ok/.*/manifests/(sha256:[0-9a-f]+)\$" {
+            return 307 https://cdn.test:$cport/blobs/\$1;
+        }
+        location ~ "^/v2/forbidden/" { return 403 "no"; }
         location ~ "^/v2/bad/.*/blobs/(sha256:[0-9a-f]+)\$" {
             return 307 https://cdn.test:$cport/blobs/$other_blob;
         }
@@ -132,6 +136,19 @@ is($r->{status}, 200, 'with client credentials: 200');
 like((file_lines("$front->{dir}/front.log"))[-1], qr/"Bearer client-token"$/,
      'the registry got the client credentials');
 like((file_lines($cdn_log))[-1], qr/"-"$/, 'the CDN did not');
+
+# manifests by digest follow redirects too, and are verified
+my $mdig = upstream_digest($reg, 'ok/app', '1');
+$r = http_get($port, "/v2/ok/app/manifests/$mdig",
+              headers => ['Accept: application/vnd.oci.image.manifest.v1+json']);
+is($r->{status}, 200, 'redirected manifest by digest: 200');
+is('sha256:' . sha256_hex($r->{body}), $mdig, '... the right bytes');
+like((file_lines($cdn_log))[-1], qr{^GET /blobs/\Q$mdig\E }, '... from the CDN');
+
+# an upstream 403 becomes an OCI DENIED
+$r = http_get($port, "/v2/forbidden/app/blobs/sha256:" . ("e" x 64));
+is($r->{status}, 403, 'upstream 403: 403');
+is(eval { $r->{json}{errors}[0]{code} }, 'DENIED', '... DENIED');
 
 # --- refused targets -------------------------------------------------------------
 
