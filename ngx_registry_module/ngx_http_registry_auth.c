@@ -281,9 +281,10 @@ ngx_http_registry_token_set(ngx_str_t *key, ngx_str_t *token,
 
 
 /*
- * An upstream redirect, 401, 403 or 429 (proxy_intercept_errors sent the
- * request here, "registry_upstream_errors on").  A 403 is answered
- * DENIED, with an OCI body whatever the upstream's was.  For a 401, with the upstream's
+ * An upstream redirect, 401, 403, 404 or 429 (proxy_intercept_errors sent
+ * the request here, "registry_upstream_errors on").  A 403 is answered
+ * DENIED and a 404 MANIFEST_UNKNOWN, BLOB_UNKNOWN or NAME_UNKNOWN, with
+ * OCI bodies whatever the upstream's (or its CDN's) were.  For a 401, with the upstream's
  * WWW-Authenticate kept: fetch a token from the realm it names,
  * anonymously or with the registry's credentials, store it for every
  * worker, and run the request again.  Tokens are fetched only here, when a
@@ -327,6 +328,14 @@ ngx_http_registry_token_handler(ngx_http_request_t *r)
             return ngx_http_registry_deny(r, NGX_HTTP_FORBIDDEN, "DENIED",
                                           "the upstream registry refused "
                                           "access");
+
+        case NGX_HTTP_NOT_FOUND:
+            return ngx_http_registry_deny(r, NGX_HTTP_NOT_FOUND,
+                       ctx->endpoint == NGX_HTTP_REGISTRY_BLOB
+                       ? "BLOB_UNKNOWN"
+                       : ctx->endpoint == NGX_HTTP_REGISTRY_TAGS
+                         ? "NAME_UNKNOWN" : "MANIFEST_UNKNOWN",
+                       "not found upstream");
 
         case NGX_HTTP_MOVED_PERMANENTLY:
         case NGX_HTTP_MOVED_TEMPORARILY:
