@@ -964,11 +964,7 @@ ngx_http_registry_variable(ngx_http_request_t *r,
 
     s = (ngx_str_t *) ((char *) ctx + data);
 
-    v->len = s->len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = s->data;
+    ngx_http_registry_set_value(v, s);
 
     return NGX_OK;
 }
@@ -992,11 +988,7 @@ ngx_http_registry_conf_variable(ngx_http_request_t *r,
 
     s = (ngx_str_t *) ((char *) ctx->registry + data);
 
-    v->len = s->len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = s->data;
+    ngx_http_registry_set_value(v, s);
 
     return NGX_OK;
 }
@@ -1015,11 +1007,7 @@ ngx_http_registry_cache_status_variable(ngx_http_request_t *r,
     {
         status = &ngx_http_cache_status[r->upstream->cache_status - 1];
 
-        v->len = status->len;
-        v->valid = 1;
-        v->no_cacheable = 0;
-        v->not_found = 0;
-        v->data = status->data;
+        ngx_http_registry_set_value(v, status);
 
         return NGX_OK;
     }
@@ -1057,11 +1045,7 @@ ngx_http_registry_authorization_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    v->len = s->len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = s->data;
+    ngx_http_registry_set_value(v, s);
 
     return NGX_OK;
 }
@@ -1090,11 +1074,7 @@ ngx_http_registry_token_auth_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    v->len = ctx->registry->credentials.len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = ctx->registry->credentials.data;
+    ngx_http_registry_set_value(v, &ctx->registry->credentials);
 
     return NGX_OK;
 }

@@ -93,6 +93,17 @@ ngx_int_t ngx_http_registry_headers(ngx_list_t *headers, ngx_str_t *name,
 ngx_int_t ngx_http_registry_first_line(ngx_table_elt_t *h, void *data);
 
 
+static ngx_inline void
+ngx_http_registry_set_value(ngx_http_variable_value_t *v, ngx_str_t *s)
+{
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = s->data;
+}
+
+
 extern ngx_module_t  ngx_http_registry_module;
 
 

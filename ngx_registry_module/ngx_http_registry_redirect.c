@@ -631,11 +631,7 @@ ngx_http_registry_redirect_variable(ngx_http_request_t *r,
 
     s = data == 0 ? &st->url : data == 1 ? &st->host : &st->name;
 
-    v->len = s->len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = s->data;
+    ngx_http_registry_set_value(v, s);
 
     return NGX_OK;
 }
