@@ -11,35 +11,23 @@
 
 use strict;
 use warnings;
-use IO::Socket::INET;
+use FindBin;
+use lib $FindBin::Bin;
 use Time::HiRes qw(sleep);
+use Serve;
 
 my ($port, $dir) = @ARGV;
-alarm 600;
-$SIG{CHLD} = 'IGNORE';
 
-my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
-                                Listen => 64, ReuseAddr => 1)
-    or die "listen $port: $!";
-
-while (my $c = $srv->accept) {
-    my $pid = fork // die "fork: $!";
-    if ($pid) {
-        close $c;
-        next;
-    }
-    binmode $c;
-    my $head = '';
-    while ($head !~ /\r\n\r\n/) {
-        my $n = sysread($c, $head, 4096, length $head) or exit 0;
-    }
+serve($port, sub {
+    my ($c) = @_;
+    my $head = read_head($c);
     my ($mode, $hex) = $head =~ m{^GET /v2/(\w+)/\S*/blobs/sha256:([0-9a-f]{64}) };
     my $file = defined $hex && -e "$dir/$hex.bad" ? "$dir/$hex.bad"
              : defined $hex ? "$dir/$hex" : '';
     if (!$mode || !-e $file) {
         print $c "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
                . "Connection: close\r\n\r\n";
-        exit 0;
+        return;
     }
     open my $fh, '<:raw', $file or die;
     my $body = do { local $/; <$fh> };
@@ -47,7 +35,7 @@ while (my $c = $srv->accept) {
     if ($mode eq 'close') {
         print $c "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream"
                . "\r\nConnection: close\r\n\r\n$body";
-        exit 0;
+        return;
     }
 
     print $c "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
@@ -59,5 +47,4 @@ while (my $c = $srv->accept) {
     $c->flush;
     sleep 0.3;
     print $c "0\r\n\r\n";
-    exit 0;
-}
+});

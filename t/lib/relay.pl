@@ -7,23 +7,16 @@
 
 use strict;
 use warnings;
+use FindBin;
+use lib $FindBin::Bin;
 use IO::Select;
 use IO::Socket::INET;
+use Serve;
 
 my ($port, $to, $cut) = @ARGV;
-alarm 600;
-$SIG{CHLD} = 'IGNORE';
 
-my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
-                                Listen => 64, ReuseAddr => 1)
-    or die "listen $port: $!";
-
-while (my $c = $srv->accept) {
-    my $pid = fork // die "fork: $!";
-    if ($pid) {
-        close $c;
-        next;
-    }
+serve($port, sub {
+    my ($c) = @_;
     my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $to)
         or exit 0;
     my $sel = IO::Select->new($c, $u);
@@ -41,5 +34,4 @@ while (my $c = $srv->accept) {
             exit 0 if $passed >= $cut;
         }
     }
-    exit 0;
-}
+});

@@ -11,14 +11,14 @@
 
 use strict;
 use warnings;
-use IO::Socket::INET;
+use FindBin;
+use lib $FindBin::Bin;
 use JSON::PP;
 use MIME::Base64;
+use Serve;
 
 my ($port, $key, $crt, $issuer, $log, $users, $expires) = @ARGV;
 $expires ||= 300;
-alarm 600;
-$SIG{CHLD} = 'IGNORE';
 
 my %user;
 if ($users && -e $users) {
@@ -43,20 +43,9 @@ my $der = do {
     <$fh>;
 };
 
-my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
-                                Listen => 64, ReuseAddr => 1)
-    or die "listen $port: $!";
-
-while (my $c = $srv->accept) {
-    my $pid = fork // die "fork: $!";
-    if ($pid) {
-        close $c;
-        next;
-    }
-    my $head = '';
-    while ($head !~ /\r\n\r\n/) {
-        sysread($c, $head, 4096, length $head) or exit 0;
-    }
+serve($port, sub {
+    my ($c) = @_;
+    my $head = read_head($c);
     my ($query) = $head =~ m{^GET /token\?(\S*) HTTP};
     my %q;
     for (split /&/, $query // '') {
@@ -71,7 +60,7 @@ while (my $c = $srv->accept) {
         if (!defined $user{$u} || $user{$u} ne $p) {
             print $c "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n"
                    . "Connection: close\r\n\r\n";
-            exit 0;
+            return;
         }
         $who = $u;
     }
@@ -113,5 +102,4 @@ while (my $c = $srv->accept) {
     print $c "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
            . "Content-Length: " . length($body) . "\r\n"
            . "Connection: close\r\n\r\n$body";
-    exit 0;
-}
+});
