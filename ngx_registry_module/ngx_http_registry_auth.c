@@ -282,10 +282,11 @@ ngx_http_registry_token_set(ngx_str_t *key, ngx_str_t *token,
 
 /*
  * An upstream redirect, 401, 403, 404 or 429 (proxy_intercept_errors sent
- * the request here, "registry_upstream_errors on").  A 403 is answered
- * DENIED and a 404 MANIFEST_UNKNOWN, BLOB_UNKNOWN or NAME_UNKNOWN, with
- * OCI bodies whatever the upstream's (or its CDN's) were.  For a 401, with the upstream's
- * WWW-Authenticate kept: fetch a token from the realm it names,
+ * the request here, "registry_upstream_errors on").  A redirect is
+ * followed (ngx_http_registry_redirect.c).  A 403 is answered DENIED and a
+ * 404 MANIFEST_UNKNOWN, BLOB_UNKNOWN or NAME_UNKNOWN, with OCI bodies
+ * whatever the upstream's (or its CDN's) were.  For a 401, with the
+ * upstream's WWW-Authenticate kept: fetch a token from the realm it names,
  * anonymously or with the registry's credentials, store it for every
  * worker, and run the request again.  Tokens are fetched only here, when a
  * request has to go upstream, never for what the cache can answer.  A
