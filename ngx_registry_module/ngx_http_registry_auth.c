@@ -294,7 +294,7 @@ ngx_http_registry_token_set(ngx_str_t *key, ngx_str_t *token,
  */
 
 ngx_int_t
-ngx_http_registry_token_handler(ngx_http_request_t *r)
+ngx_http_registry_upstream_error(ngx_http_request_t *r)
 {
     u_char                         *p;
     time_t                          expires_in;

@@ -17,7 +17,7 @@
 
 
 ngx_int_t ngx_http_registry_tokens_zone(ngx_conf_t *cf, void *tag);
-ngx_int_t ngx_http_registry_token_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_registry_upstream_error(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_token_get(ngx_pool_t *pool, ngx_str_t *key,
     ngx_str_t *token);
 ngx_int_t ngx_http_registry_token_set(ngx_str_t *key, ngx_str_t *token,

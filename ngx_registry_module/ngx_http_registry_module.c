@@ -1571,7 +1571,7 @@ ngx_http_registry_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    *h = ngx_http_registry_token_handler;
+    *h = ngx_http_registry_upstream_error;
 
     if (ngx_http_registry_metrics_zone(cf, &ngx_http_registry_module)
         != NGX_OK
