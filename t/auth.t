@@ -34,7 +34,8 @@ my @token_cmd = ('perl', "$ROOT/t/lib/tokenserver.pl", $tport,
 my $ts = spawn(cmd => \@token_cmd, stdout => "$d/ts.out");
 ok(wait_port($tport, pid => $ts), 'token server up');
 
-my $reg = start_registry(config => <<"EOF");
+# token auth as Docker Hub and Harbor run it
+my $token_auth = <<"EOF";
 auth:
   token:
     realm: http://127.0.0.1:$tport/token
@@ -42,6 +43,7 @@ auth:
     issuer: test-issuer
     rootcertbundle: $d/signer.crt
 EOF
+my $reg = start_registry(config => $token_auth);
 
 my $img = build_image(layers => [{ a => "token a\n" }, { b => "token b\n" }]);
 for my $name ('public/app:1', 'team/app:1') {
@@ -185,14 +187,7 @@ is(scalar tokens(), $before, 'after a reload: the kept token, no fetch');
 
 my $ca = make_ca();
 my $treg = start_registry(tls => make_cert($ca, 'tls-token.test'),
-                          config => <<"EOF");
-auth:
-  token:
-    realm: http://127.0.0.1:$tport/token
-    service: test-registry
-    issuer: test-issuer
-    rootcertbundle: $d/signer.crt
-EOF
+                          config => $token_auth);
 run_ok('skopeo', '--insecure-policy', 'copy', '--dest-tls-verify=false',
        '--dest-creds', 'pusher:push-secret', $img->{ref},
        "docker://$treg->{host}/public/app:1");
