@@ -81,7 +81,8 @@ wait_until($filled + 2.1);  # validity 1s, kept by nginx in whole seconds
 ($ok, $log) = pull(':1');
 ok($ok, 'pull by tag with the upstream stopped, validity passed')
     or diag $log;
-like(last_manifest_line(), qr/^STALE 200 /, 'the log says STALE');
+ok(eventually(sub { last_manifest_line() =~ /^STALE 200 / }),
+   'the log says STALE');
 ($ok, $log) = pull("\@$digest");
 ok($ok, 'pull by digest with the upstream stopped') or diag $log;
 
@@ -112,8 +113,8 @@ for my $code (500, 503, 429) {
     is($r->{status}, 200, "upstream $code: 200 from the cache");
     is($r->{headers}{'x-registry-cache'}[0], 'STALE', "upstream $code: STALE");
 }
-is(scalar(() = file_lines("$failing->{dir}/failing.log")), 3,
-   'the failing upstream was asked each time');
+is(at_least(3, sub { scalar(() = file_lines("$failing->{dir}/failing.log")) }),
+   3, 'the failing upstream was asked each time');
 
 # rate-limited with nothing cached: the OCI error, Retry-After kept
 $r = http_get($port, '/v2/docker.io/library/app/manifests/never-cached',

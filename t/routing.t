@@ -62,8 +62,9 @@ is($d, $dig_b, 'path prefix ghcr.io');
 
 ($d) = digest_of('/v2/docker.io/app/manifests/1.0');
 is($d, $dig_a, 'Docker Hub single name gets library/');
-ok((grep { $_ eq 'GET /v2/library/app/manifests/1.0' }
-    registry_requests($hub)), 'upstream asked for library/app');
+ok(eventually(sub { grep { $_ eq 'GET /v2/library/app/manifests/1.0' }
+                   registry_requests($hub) }),
+   'upstream asked for library/app');
 
 ($d) = digest_of('/v2/ghcr.io/solo/manifests/1.0');
 is($d, $dig_b, 'other registries keep single names as they are');
@@ -102,8 +103,9 @@ is($d, $dig_b, 'registry names match without regard to case');
 # a registry URL with a path prefix: this mirror in front of itself
 ($d) = digest_of('/v2/chained.io/library/app/manifests/1.0');
 is($d, $dig_a, 'registry URL with a path prefix');
-ok((grep { m{ GET /v2/docker\.io/library/app/manifests/1\.0 } }
-    file_lines("$ng->{dir}/up.log")), 'prefix inserted after /v2/');
+ok(eventually(sub { grep { m{ GET /v2/docker\.io/library/app/manifests/1\.0 } }
+                   file_lines("$ng->{dir}/up.log") }),
+   'prefix inserted after /v2/');
 
 # unknown registries: 404 NAME_UNKNOWN, nothing contacted
 my @before = (scalar registry_requests($hub), scalar registry_requests($gh));

@@ -90,8 +90,9 @@ is('sha256:' . sha256_hex(slurp("$out/manifest.json")), $digest,
 $r = http_get($port, '/v2/sni.test/library/app/manifests/1',
               headers => \@accept);
 is($r->{status}, 200, 'through the TLS front');
-like((file_lines("$front->{dir}/sni.log"))[-1],
-     qr{^sni\.test GET /v2/library/app/manifests/1 }, 'SNI was sni.test');
+ok(eventually(sub { grep { m{^sni\.test GET /v2/library/app/manifests/1 } }
+                   file_lines("$front->{dir}/sni.log") }),
+   'SNI was sni.test');
 
 my $before = scalar registry_requests($reg{'good.test'});
 

@@ -25,7 +25,7 @@ our @EXPORT = qw(
     start_registry start_nginx nginx_conf registry_requests file_lines
     http_raw http_get build_image push_image run_ok run_out slurp spew
     upstream_digest build_index_image cache_entries wait_until
-    $SYSTEM_CA make_ca make_cert push_blob median
+    $SYSTEM_CA make_ca make_cert push_blob median eventually at_least
 );
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
@@ -224,6 +224,27 @@ sub make_cert {
            '-CAkey', $ca->{key}, '-CAcreateserial', '-out', "$d/crt",
            '-days', '2', '-extfile', "$d/ext");
     return ["$d/crt", "$d/key"];
+}
+
+# Polls a condition, bounded (5 s unless told): for what another server
+# logs after it has answered, which can land after our client is done.
+sub eventually {
+    my ($cond, $timeout) = @_;
+    my $deadline = time + ($timeout // 5);
+    for (;;) {
+        my $v = $cond->();
+        return $v if $v || time >= $deadline;
+        sleep 0.02;
+    }
+}
+
+# A count that other servers' logs make, once it has reached $n (or what
+# it is after the bounded wait): the caller still asserts the exact value.
+sub at_least {
+    my ($n, $count) = @_;
+    my $got = 0;
+    eventually(sub { ($got = $count->()) >= $n });
+    return $got;
 }
 
 # The request lines ("GET /v2/... ") of a registry's access log.
