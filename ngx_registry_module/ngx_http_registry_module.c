@@ -21,7 +21,7 @@ static ngx_int_t ngx_http_registry_upstream_uri(ngx_http_request_t *r,
     ngx_http_registry_args_t *args);
 static ngx_int_t ngx_http_registry_cache_key(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_token_lookup(ngx_http_request_t *r,
+static ngx_int_t ngx_http_registry_token_key(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_send(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *body);
@@ -352,7 +352,7 @@ ngx_http_registry_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_registry_token_lookup(r, ctx) != NGX_OK) {
+    if (ngx_http_registry_token_key(r, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -820,13 +820,10 @@ ngx_http_registry_header_filter(ngx_http_request_t *r)
 }
 
 
-/*
- * The upstream token for this repository, if one is kept: only a lookup,
- * never a fetch (that waits for an upstream 401).
- */
+/* where the upstream token for this repository is kept */
 
 static ngx_int_t
-ngx_http_registry_token_lookup(ngx_http_request_t *r,
+ngx_http_registry_token_key(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     ngx_str_t  *name, *repo;
@@ -842,13 +839,6 @@ ngx_http_registry_token_lookup(ngx_http_request_t *r,
     }
 
     ngx_sprintf(ctx->token_key.data, "%V repository:%V:pull", name, repo);
-
-    if (ngx_http_registry_token_get(r->pool, &ctx->token_key,
-                                    &ctx->authorization)
-        == NGX_ERROR)
-    {
-        return NGX_ERROR;
-    }
 
     return NGX_OK;
 }
@@ -1022,7 +1012,10 @@ ngx_http_registry_cache_status_variable(ngx_http_request_t *r,
 
 /*
  * What goes upstream as Authorization: the client's own, if it sent one
- * (its business with the upstream), else the mirror's token, else none.
+ * (its business with the upstream), else the mirror's kept token, else
+ * none.  Evaluated only when a request goes upstream, so a cache hit never
+ * touches the token zone; only a lookup, never a fetch (that waits for an
+ * upstream 401).
  */
 
 static ngx_int_t
@@ -1037,7 +1030,11 @@ ngx_http_registry_authorization_variable(ngx_http_request_t *r,
     if (r->headers_in.authorization) {
         s = &r->headers_in.authorization->value;
 
-    } else if (ctx && ctx->authorization.len) {
+    } else if (ctx
+               && ngx_http_registry_token_get(r->pool, &ctx->token_key,
+                                              &ctx->authorization)
+                  == NGX_OK)
+    {
         s = &ctx->authorization;
 
     } else {
