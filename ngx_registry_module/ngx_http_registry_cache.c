@@ -29,6 +29,7 @@ static ngx_str_t  ngx_http_registry_manifest_types[] = {
 
 
 static ngx_uint_t ngx_http_registry_accept_item(u_char *p, u_char *last);
+static ngx_int_t ngx_http_registry_type_index(u_char *p, u_char *end);
 
 
 /*
@@ -63,8 +64,8 @@ ngx_http_registry_accept_mask(u_char *p, size_t len)
 static ngx_uint_t
 ngx_http_registry_accept_item(u_char *p, u_char *last)
 {
-    u_char      *end, *q;
-    ngx_uint_t   i;
+    u_char     *end, *q;
+    ngx_int_t   i;
 
     while (p < last && (*p == ' ' || *p == '\t')) {
         p++;
@@ -103,6 +104,44 @@ ngx_http_registry_accept_item(u_char *p, u_char *last)
         }
     }
 
+    i = ngx_http_registry_type_index(p, end);
+
+    return i == NGX_ERROR ? 0 : (ngx_uint_t) 1 << i;
+}
+
+
+/*
+ * The manifest media type a Content-Type names, parameters dropped, as
+ * the mirror writes it; NULL if it names none.
+ */
+
+ngx_str_t *
+ngx_http_registry_manifest_type(u_char *p, size_t len)
+{
+    u_char     *end;
+    ngx_int_t   i;
+
+    while (len && (*p == ' ' || *p == '\t')) {
+        p++;
+        len--;
+    }
+
+    end = ngx_strlchr(p, p + len, ';');
+    if (end == NULL) {
+        end = p + len;
+    }
+
+    i = ngx_http_registry_type_index(p, end);
+
+    return i == NGX_ERROR ? NULL : &ngx_http_registry_manifest_types[i];
+}
+
+
+static ngx_int_t
+ngx_http_registry_type_index(u_char *p, u_char *end)
+{
+    ngx_int_t  i;
+
     while (end > p && (end[-1] == ' ' || end[-1] == '\t')) {
         end--;
     }
@@ -113,11 +152,11 @@ ngx_http_registry_accept_item(u_char *p, u_char *last)
                                end - p)
                == 0)
         {
-            return (ngx_uint_t) 1 << i;
+            return i;
         }
     }
 
-    return 0;
+    return NGX_ERROR;
 }
 
 

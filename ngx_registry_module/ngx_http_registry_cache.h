@@ -18,6 +18,7 @@
 
 ngx_uint_t ngx_http_registry_accept_mask(u_char *p, size_t len);
 size_t ngx_http_registry_accept_string(ngx_uint_t mask, u_char *buf);
+ngx_str_t *ngx_http_registry_manifest_type(u_char *p, size_t len);
 
 
 #endif /* _NGX_HTTP_REGISTRY_CACHE_H_INCLUDED_ */

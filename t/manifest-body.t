@@ -1,0 +1,162 @@
+#!/usr/bin/perl
+
+# The manifest reader (what a body's digest does not settle: its
+# top-level mediaType, a schema 1 JWS payload) on its own: table tests,
+# then mutated manifests, all through a build with AddressSanitizer and
+# UBSan where the compiler has them, so that no body makes it read or
+# write outside its input and scratch space.
+
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use JSON::PP;
+use MIME::Base64;
+use RegistryTest;
+
+my $src = "$ROOT/ngx_registry_module";
+my $ngx = "$ROOT/build/nginx";
+my $bin = test_dir() . '/manifest_test';
+my @inc = map { "-I$ngx/$_" }
+          qw(src/core src/event src/event/modules src/os/unix objs);
+my @cc = ('cc', '-g', '-O1', '-Wall', '-Werror', @inc, "-I$src",
+          "$ROOT/t/unit/manifest_test.c", "$src/ngx_http_registry_manifest.c",
+          "$src/ngx_http_registry_json.c", '-o', $bin);
+
+my $out = run_out(@cc[0 .. 4], '-fsanitize=address,undefined',
+                  '-fno-sanitize-recover=all', @cc[5 .. $#cc]);
+if ($?) {
+    diag('built without sanitizers');
+    $out = run_out(@cc);
+    BAIL_OUT("manifest_test does not build:\n$out") if $?;
+}
+
+sub parse {
+    my (@cases) = @_;
+    my $in = test_dir() . '/manifest.in';
+    spew($in, join('', map { unpack('H*', $_->[0]) . ' '
+                             . unpack('H*', $_->[1]) . "\n" } @cases));
+    my @lines = split /\n/, run_out("$bin < $in");
+    is($?, 0, 'manifest_test ran (' . scalar(@cases) . ' documents)')
+        or diag(join "\n", @lines[-5 .. -1]);
+    return @lines;
+}
+
+sub b64url {
+    (my $s = encode_base64($_[0], '')) =~ tr{+/}{-_};
+    $s =~ s/=+$//;
+    return $s;
+}
+
+my $oci = 'application/vnd.oci.image.manifest.v1+json';
+my $index = 'application/vnd.oci.image.index.v1+json';
+my $s1 = 'application/vnd.docker.distribution.manifest.v1+prettyjws';
+my $s1u = 'application/vnd.docker.distribution.manifest.v1+json';
+
+# a schema 1 manifest as libtrust writes it: the payload, "signatures"
+# spliced in before its last "\n}"
+sub jws {
+    my (%o) = @_;
+    my $payload = "{\n   \"schemaVersion\": 1,\n   \"name\": \"a/b\"\n}";
+    my $len = $o{len} // length($payload) - 2;
+    my $tail = $o{tail} // "\n}";
+    my $protected = $o{protected}
+                    // b64url(encode_json({ formatLength => $len + 0,
+                                            formatTail => b64url($tail),
+                                            time => '2026-01-01T00:00:00Z' }));
+    my $sigs = $o{sigs} // "[{\"signature\": \"x\", \"protected\": "
+                           . "\"$protected\"}]";
+    return substr($payload, 0, length($payload) - 2)
+           . ",\n   \"signatures\": $sigs\n}";
+}
+
+my $plen = length("{\n   \"schemaVersion\": 1,\n   \"name\": \"a/b\"\n}") - 2;
+
+my @table = (
+    [$oci, qq({"schemaVersion":2,"mediaType":"$oci"}), 'ok'],
+    [$oci, qq({"schemaVersion":2}), 'ok'],
+    [$oci, qq({"config":{"mediaType":"x"},"layers":[{"mediaType":"y"}]}),
+     'ok'],
+    [$oci, qq({"mediaType":"$index"}),
+     'declined ' . unpack('H*', $index)],
+    [$oci, qq({"MEDIATYPE":"$index"}), 'declined ' . unpack('H*', $index)],
+    [$oci, qq({"media\\u0054ype":"$index"}),
+     'declined ' . unpack('H*', $index)],
+    [$oci, qq({"mediaType":"$oci","mediaType":"x"}), 'declined 78'],
+    [$oci, qq({"mediaType":"application\\/vnd.oci.image.manifest.v1+json"}),
+     'ok'],
+    [$oci, qq({"mediaType":null}), 'declined 6e756c6c'],
+    [$oci, qq({"mediaTypes":"x","xmediaType":"y"}), 'ok'],
+    [$oci, qq({"mediaType":"\\udc00"}), 'declined 5c7564633030'],
+    [$oci, '', 'error'],
+    [$oci, '[]', 'error'],
+    [$oci, '{"a":', 'error'],
+    [$oci, qq({"schemaVersion":2} x), 'error'],
+    # schema 1
+    [$s1, jws(), "ok jws $plen " . unpack('H*', "\n}")],
+    [$s1u, jws(), "ok jws $plen " . unpack('H*', "\n}")],
+    [$oci, jws(), 'ok'],
+    [$s1, qq({"schemaVersion":1}), 'ok'],
+    [$s1, jws(sigs => '[]'), 'ok'],
+    [$s1, jws(tail => ''), "ok jws $plen "],
+    [$s1, jws(len => 0), 'ok jws 0 ' . unpack('H*', "\n}")],
+    [$s1, jws(len => 100000), 'error'],
+    [$s1, jws(len => -1), 'error'],
+    [$s1, jws(len => '1.5'), 'error'],
+    [$s1, jws(protected => '!!'), 'error'],
+    [$s1, jws(protected => b64url('{"formatLength":3}')), 'error'],
+    [$s1, jws(protected => b64url('{"formatTail":"Cn0"}')), 'error'],
+    [$s1, jws(protected => b64url('[1]')), 'error'],
+    [$s1, jws(sigs => '[{"Protected": "' . b64url(encode_json(
+         { formatLength => 3, formatTail => 'Cn0' })) . '"}]'),
+     'ok jws 3 ' . unpack('H*', "\n}")],
+    [$s1, jws(sigs => '[{"signature": "x"}]'), 'error'],
+    [$s1, jws(sigs => '[1]'), 'error'],
+);
+
+my @got = parse(map { [$_->[0], $_->[1]] } @table);
+for my $i (0 .. $#table) {
+    (my $show = $table[$i][1]) =~ s/\n\s*/ /g;
+    $show = substr($show, 0, 70);
+    is($got[$i], $table[$i][2], "$table[$i][0]: $show");
+}
+
+# mutated manifests: no crash, no access outside the buffers (ASan), and
+# a head never longer than the body
+my @seeds = ([$s1, jws()],
+             [$oci, qq({"schemaVersion":2,"mediaType":"$oci","config":)
+                    . qq({"mediaType":"x","digest":"sha256:aa","size":7},)
+                    . qq("layers":[{"size":1}],"annotations":{"k":"v"}})]);
+my @alphabet = (split(//, q({}[]",:.-+eE0123456789 \\/nrtfalsu_=)),
+                '\u0054', 'mediaType', 'signatures', 'protected');
+srand(20261130);
+my @mut;
+for my $n (1 .. 20000) {
+    my ($type, $d) = @{ $seeds[$n % 2] };
+    for (1 .. 1 + $n % 4) {
+        my $at = int rand length $d;
+        my $r = rand;
+        if ($r < 0.4) {
+            substr($d, $at, 1) = $alphabet[rand @alphabet];
+        } elsif ($r < 0.6) {
+            substr($d, $at, 1) = '';
+        } elsif ($r < 0.8) {
+            substr($d, $at, 0) = $alphabet[rand @alphabet];
+        } else {
+            $d = substr($d, 0, $at);
+        }
+    }
+    push @mut, [$type, $d];
+}
+my @verdict = parse(@mut);
+is(scalar @verdict, scalar @mut, 'a verdict for every mutated manifest');
+my @bad = grep { $verdict[$_] !~ /^(ok|ok jws \d+ [0-9a-f]*|declined [0-9a-f]*|error)$/
+                 || ($verdict[$_] =~ /^ok jws (\d+)/
+                     && $1 > length $mut[$_][1]) } 0 .. $#verdict;
+is(scalar @bad, 0, 'each of them well formed and within its body')
+    or diag(join "\n", map { "$verdict[$_]: $mut[$_][1]" } @bad[0 .. 4]);
+my %count;
+$count{/^(ok jws|ok|declined|error)/ ? $1 : '?'}++ for @verdict;
+diag(join ', ', map { "$_: $count{$_}" } sort keys %count);
+
+done_testing();
