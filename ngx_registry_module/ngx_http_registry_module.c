@@ -747,6 +747,7 @@ ngx_http_registry_set_header(ngx_http_request_t *r, ngx_str_t *key,
 static ngx_int_t
 ngx_http_registry_header_filter(ngx_http_request_t *r)
 {
+    ngx_int_t                      rc;
     ngx_str_t                     *status;
     ngx_http_upstream_t           *u;
     ngx_http_registry_ctx_t       *ctx;
@@ -760,6 +761,22 @@ ngx_http_registry_header_filter(ngx_http_request_t *r)
 
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
     u = r->upstream;
+
+    /*
+     * An upstream's answer, fresh or from the cache, in a location that
+     * proxies (the upstream-error location answers with the mirror's own
+     * errors): checked, or refused, and its headers replaced by the
+     * mirror's, before anything is sent.
+     */
+
+    if (u && !rlcf->upstream_errors) {
+        (void) ngx_http_registry_expected_digest(r, ctx);
+
+        rc = ngx_http_registry_answer(r, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
 
 #if (NGX_HTTP_CACHE)
 
@@ -795,14 +812,6 @@ ngx_http_registry_header_filter(ngx_http_request_t *r)
         && !u->headers_in.chunked)
     {
         u->cacheable = 0;
-    }
-
-    if (rlcf->verify && u && !r->cached && r->method == NGX_HTTP_GET
-        && u->headers_in.status_n == NGX_HTTP_OK
-        && ngx_http_registry_expected_digest(r, ctx) == NGX_OK
-        && ngx_http_registry_verify_body(r, &ctx->expected) != NGX_OK)
-    {
-        return NGX_ERROR;
     }
 
     /* containerd's "ns" is echoed back, as the distribution spec asks */

@@ -18,6 +18,8 @@
 #include "ngx_http_registry_metrics.h"
 #include "ngx_http_registry_auth.h"
 #include "ngx_http_registry_redirect.h"
+#include "ngx_http_registry_json.h"
+#include "ngx_http_registry_manifest.h"
 
 
 /* one "registry" directive */
@@ -88,6 +90,8 @@ typedef ngx_int_t (*ngx_http_registry_header_pt)(ngx_table_elt_t *h,
 
 ngx_int_t ngx_http_registry_send_error(ngx_http_request_t *r,
     ngx_http_registry_error_t *err);
+ngx_int_t ngx_http_registry_answer(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 ngx_int_t ngx_http_registry_headers(ngx_list_t *headers, ngx_str_t *name,
     ngx_http_registry_header_pt handler, void *data);
 ngx_int_t ngx_http_registry_first_line(ngx_table_elt_t *h, void *data);

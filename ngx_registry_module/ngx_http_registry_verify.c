@@ -18,13 +18,24 @@
  * and the client.  What the last raw buffer of the body gave is held back
  * until the hash is known, so a body that fails never reaches the cache
  * or a client whole: the pipe is aborted, nginx deletes the temp file,
- * and the client sees a cut-off transfer.
+ * and the client sees a cut-off transfer.  A manifest is also kept whole
+ * (at most 4 MiB), so that its mediaType can be checked, and a schema 1
+ * manifest's digest computed over its JWS payload, before its last bytes
+ * go out.
  */
+
+
+#define NGX_HTTP_REGISTRY_MANIFEST_MAX  (4 * 1024 * 1024)
 
 
 typedef struct {
     EVP_MD_CTX                   *md;
-    ngx_str_t                     expected;   /* "sha256:hex" */
+    const EVP_MD                 *alg;
+    ngx_str_t                     expected;   /* "sha256:hex", or none */
+    ngx_str_t                     type;       /* a manifest's media type */
+    u_char                       *body;       /* a manifest, kept */
+    size_t                        len;
+    size_t                        size;
     ngx_int_t                   (*init)(void *data);
     ngx_event_pipe_input_filter_pt  filter;
     ngx_chain_t                  *held;
@@ -36,20 +47,28 @@ static void ngx_http_registry_verify_cleanup(void *data);
 static ngx_int_t ngx_http_registry_verify_init(void *data);
 static ngx_int_t ngx_http_registry_verify_filter(ngx_event_pipe_t *p,
     ngx_buf_t *buf);
+static ngx_int_t ngx_http_registry_verify_keep(ngx_http_request_t *r,
+    ngx_http_registry_verify_t *vf, u_char *p, size_t n);
 static ngx_int_t ngx_http_registry_verify_done(ngx_http_request_t *r,
     ngx_http_registry_verify_t *vf);
+static ngx_int_t ngx_http_registry_verify_manifest(ngx_http_request_t *r,
+    ngx_http_registry_verify_t *vf, ngx_http_registry_manifest_t *m);
 
 
 /*
  * Called from the header filter, before nginx calls u->input_filter_init:
  * the proxy's init chooses p->input_filter (copy or chunked), so it is
- * wrapped rather than replaced.
+ * wrapped rather than replaced.  expected: the digest the body must have
+ * (none: a tag manifest without one); type: a manifest's media type,
+ * checked against its body.  NGX_DECLINED, with the reason: this body
+ * cannot be checked before its last byte goes out.
  */
 
 ngx_int_t
-ngx_http_registry_verify_body(ngx_http_request_t *r, ngx_str_t *expected)
+ngx_http_registry_verify_body(ngx_http_request_t *r, ngx_str_t *expected,
+    ngx_str_t *type, char **reason)
 {
-    const EVP_MD                *md;
+    off_t                        length;
     ngx_pool_cleanup_t          *cln;
     ngx_http_upstream_t         *u;
     ngx_http_registry_ctx_t     *ctx;
@@ -57,46 +76,73 @@ ngx_http_registry_verify_body(ngx_http_request_t *r, ngx_str_t *expected)
 
     u = r->upstream;
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+    length = u->headers_in.content_length_n;
 
-    /*
-     * Unbuffered proxying has no event pipe to hook: registry_params keeps
-     * proxy_buffering on.  A body ended by the upstream closing cannot be
-     * checked before nginx commits it, and the header filter has already
-     * made it uncacheable.
-     */
-
-    if (ctx->verify != NULL || !u->buffering || u->input_filter_init == NULL
-        || (u->headers_in.content_length_n == -1 && !u->headers_in.chunked))
-    {
+    if (ctx->verify != NULL) {
         return NGX_OK;
     }
 
-    md = ngx_strncmp(expected->data, "sha512:", 7) == 0 ? EVP_sha512()
-                                                        : EVP_sha256();
+    /*
+     * Unbuffered proxying has no event pipe to hook (registry_params
+     * keeps proxy_buffering on, and ignores X-Accel-Buffering).  A body
+     * ended by the upstream closing cannot be checked before nginx
+     * commits it.
+     */
+
+    if (!u->buffering || u->input_filter_init == NULL) {
+        *reason = "proxied unbuffered";
+        return NGX_DECLINED;
+    }
+
+    if (length == -1 && !u->headers_in.chunked) {
+        *reason = "no Content-Length and not chunked";
+        return NGX_DECLINED;
+    }
+
+    if (type->len && length > NGX_HTTP_REGISTRY_MANIFEST_MAX) {
+        *reason = "a manifest larger than 4 MiB";
+        return NGX_DECLINED;
+    }
 
     vf = ngx_pcalloc(r->pool, sizeof(ngx_http_registry_verify_t));
     if (vf == NULL) {
         return NGX_ERROR;
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
+    if (type->len) {
+        vf->type = *type;
+        vf->size = length >= 0 ? (size_t) length : 16384;
+
+        vf->body = ngx_pnalloc(r->pool, vf->size ? vf->size : 1);
+        if (vf->body == NULL) {
+            return NGX_ERROR;
+        }
     }
 
-    vf->md = EVP_MD_CTX_new();
-    if (vf->md == NULL) {
-        return NGX_ERROR;
+    if (expected->len) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
+
+        vf->md = EVP_MD_CTX_new();
+        if (vf->md == NULL) {
+            return NGX_ERROR;
+        }
+
+        cln->handler = ngx_http_registry_verify_cleanup;
+        cln->data = vf;
+
+        vf->alg = ngx_strncmp(expected->data, "sha512:", 7) == 0
+                  ? EVP_sha512() : EVP_sha256();
+
+        if (EVP_DigestInit_ex(vf->md, vf->alg, NULL) != 1) {
+            return NGX_ERROR;
+        }
+
+        vf->expected = *expected;
     }
 
-    cln->handler = ngx_http_registry_verify_cleanup;
-    cln->data = vf;
-
-    if (EVP_DigestInit_ex(vf->md, md, NULL) != 1) {
-        return NGX_ERROR;
-    }
-
-    vf->expected = *expected;
     vf->init = u->input_filter_init;
     u->input_filter_init = ngx_http_registry_verify_init;
 
@@ -192,11 +238,24 @@ ngx_http_registry_verify_filter(ngx_event_pipe_t *p, ngx_buf_t *buf)
     }
 
     for (cl = *ll; cl; cl = cl->next) {
-        if (cl->buf->last > cl->buf->pos
+        if (cl->buf->last == cl->buf->pos) {
+            continue;
+        }
+
+        if (vf->md
             && EVP_DigestUpdate(vf->md, cl->buf->pos,
                                 cl->buf->last - cl->buf->pos)
                != 1)
         {
+            return NGX_ERROR;
+        }
+
+        if (vf->type.len
+            && ngx_http_registry_verify_keep(r, vf, cl->buf->pos,
+                                             cl->buf->last - cl->buf->pos)
+               != NGX_OK)
+        {
+            r->upstream->cacheable = 0;
             return NGX_ERROR;
         }
     }
@@ -222,30 +281,104 @@ ngx_http_registry_verify_filter(ngx_event_pipe_t *p, ngx_buf_t *buf)
 }
 
 
+/* a chunked manifest grows its copy, up to 4 MiB */
+
+static ngx_int_t
+ngx_http_registry_verify_keep(ngx_http_request_t *r,
+    ngx_http_registry_verify_t *vf, u_char *p, size_t n)
+{
+    u_char                   *body;
+    size_t                    size;
+    ngx_http_registry_ctx_t  *ctx;
+
+    if (vf->len + n > vf->size) {
+
+        if (vf->len + n > NGX_HTTP_REGISTRY_MANIFEST_MAX) {
+            ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "registry: manifest from \"%V\" repository "
+                          "\"%V\" is larger than 4 MiB; not cached, "
+                          "transfer aborted",
+                          &ctx->registry->name, &ctx->repository);
+            return NGX_ERROR;
+        }
+
+        size = ngx_max(2 * vf->size, vf->len + n);
+        size = ngx_min(size, NGX_HTTP_REGISTRY_MANIFEST_MAX);
+
+        body = ngx_pnalloc(r->pool, size);
+        if (body == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(body, vf->body, vf->len);
+        vf->body = body;
+        vf->size = size;
+    }
+
+    ngx_memcpy(vf->body + vf->len, p, n);
+    vf->len += n;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_registry_verify_done(ngx_http_request_t *r,
     ngx_http_registry_verify_t *vf)
 {
-    u_char                    *p, hex[2 * EVP_MAX_MD_SIZE];
-    size_t                     alg;
-    unsigned int               len;
-    u_char                     md[EVP_MAX_MD_SIZE];
-    ngx_http_registry_ctx_t   *ctx;
+    u_char                        *p, hex[2 * EVP_MAX_MD_SIZE];
+    size_t                         alg;
+    unsigned int                   len;
+    ngx_http_registry_ctx_t       *ctx;
+    ngx_http_registry_manifest_t   m;
+    u_char                         md[EVP_MAX_MD_SIZE];
+
+    ngx_memzero(&m, sizeof(ngx_http_registry_manifest_t));
+
+    if (vf->type.len
+        && ngx_http_registry_verify_manifest(r, vf, &m) != NGX_OK)
+    {
+        goto failed;
+    }
+
+    if (vf->md == NULL) {
+        return NGX_OK;
+    }
 
     if (EVP_DigestFinal_ex(vf->md, md, &len) != 1) {
         return NGX_ERROR;
     }
 
-    p = ngx_hex_dump(hex, md, len);
-
     alg = ngx_strlchr(vf->expected.data,
                       vf->expected.data + vf->expected.len, ':')
           - vf->expected.data + 1;
 
-    if ((size_t) (p - hex) == vf->expected.len - alg
-        && ngx_strncmp(hex, vf->expected.data + alg, p - hex) == 0)
-    {
-        return NGX_OK;
+    for ( ;; ) {
+        p = ngx_hex_dump(hex, md, len);
+
+        if ((size_t) (p - hex) == vf->expected.len - alg
+            && ngx_strncmp(hex, vf->expected.data + alg, p - hex) == 0)
+        {
+            return NGX_OK;
+        }
+
+        if (!m.jws) {
+            break;
+        }
+
+        /* a schema 1 manifest: the digest of its JWS payload */
+
+        m.jws = 0;
+
+        if (EVP_DigestInit_ex(vf->md, vf->alg, NULL) != 1
+            || EVP_DigestUpdate(vf->md, m.head.data, m.head.len) != 1
+            || EVP_DigestUpdate(vf->md, m.tail.data, m.tail.len) != 1
+            || EVP_DigestFinal_ex(vf->md, md, &len) != 1)
+        {
+            return NGX_ERROR;
+        }
     }
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
@@ -257,12 +390,74 @@ ngx_http_registry_verify_done(ngx_http_request_t *r,
                   &ctx->registry->name, &ctx->repository, &vf->expected,
                   alg - 1, vf->expected.data, p - hex, hex);
 
-    if (ngx_http_registry_counters) {
-        (void) ngx_atomic_fetch_add(
-                          &ngx_http_registry_counters->digest_mismatches, 1);
-    }
+failed:
+
+    ngx_http_registry_mismatch();
 
     r->upstream->cacheable = 0;
 
     return NGX_ERROR;
+}
+
+
+/*
+ * A manifest whose top-level mediaType is not its media type fails as a
+ * digest mismatch does; so does one that is not a JSON object, or a
+ * schema 1 manifest whose payload cannot be rebuilt.
+ */
+
+static ngx_int_t
+ngx_http_registry_verify_manifest(ngx_http_request_t *r,
+    ngx_http_registry_verify_t *vf, ngx_http_registry_manifest_t *m)
+{
+    u_char                   *scratch;
+    ngx_int_t                 rc;
+    ngx_str_t                 body;
+    ngx_http_registry_ctx_t  *ctx;
+
+    body.data = vf->body;
+    body.len = vf->len;
+
+    scratch = ngx_pnalloc(r->pool, body.len ? body.len : 1);
+    if (scratch == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_registry_manifest_parse(&body, &vf->type, m, scratch);
+
+    if (rc == NGX_OK) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: manifest from \"%V\" repository \"%V\" "
+                      "has mediaType \"%V\" but is answered as \"%V\"; "
+                      "not cached, transfer aborted",
+                      &ctx->registry->name, &ctx->repository,
+                      &m->media_type, &vf->type);
+        return NGX_ERROR;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "registry: manifest from \"%V\" repository \"%V\" "
+                  "is not a %V document the mirror can read; "
+                  "not cached, transfer aborted",
+                  &ctx->registry->name, &ctx->repository, &vf->type);
+
+    return NGX_ERROR;
+}
+
+
+/* the shared counter of bodies that failed their digest */
+
+void
+ngx_http_registry_mismatch(void)
+{
+    if (ngx_http_registry_counters) {
+        (void) ngx_atomic_fetch_add(
+                          &ngx_http_registry_counters->digest_mismatches, 1);
+    }
 }

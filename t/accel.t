@@ -3,7 +3,9 @@
 # An upstream is not nginx's own backend: its X-Accel-Buffering,
 # X-Accel-Redirect, X-Accel-Limit-Rate and X-Accel-Charset are not obeyed,
 # in location / (the registry), at a redirect target and at a token
-# realm.
+# realm.  A digest fill is always hashed: one that cannot be (proxied
+# unbuffered, or ended only by the upstream closing) is refused with an
+# OCI 502 and never reaches the client or the cache unchecked.
 
 use strict;
 use warnings;
@@ -40,11 +42,12 @@ sub upstream_requests {
     return scalar grep { /$re/ } file_lines("$hd/requests.log");
 }
 
-my @modes = qw(buffering internal loop rate charset front1 target1
-               front2 target2 auth);
+my @modes = qw(plain buffering internal loop rate charset front1 target1
+               front2 target2 auth close);
 my $registries = join '', map {
     "    registry $_.test http://127.0.0.1:$hp/$_;\n"
 } @modes;
+$registries .= "    registry unbuffered.test http://127.0.0.1:$hp/plain;\n";
 
 my $port = free_port();
 my $ng = start_nginx(ports => [$port], http => <<"EOF");
@@ -75,6 +78,12 @@ $registries
             registry_mirror off;
             default_type application/json;
             return 200 '{"token":"internal"}';
+        }
+
+        # an operator's location that proxies unbuffered
+        location /v2/unbuffered.test/ {
+            proxy_buffering off;
+            proxy_pass \$registry_upstream\$registry_uri;
         }
     }
 EOF
@@ -144,6 +153,8 @@ mode('charset', { type => 'application/octet-stream; charset=koi8-r',
 $r = get("/v2/charset.test/x/blobs/$d");
 ok($r->{body} eq $data, 'X-Accel-Charset: the blob, not recoded')
     or diag length($r->{body}) . ' bytes, ' . length($data) . ' expected';
+unlike($r->{headers}{'content-type'}[0] // '', qr/charset/,
+       '... no charset in its Content-Type');
 
 # --- at a redirect target --------------------------------------------------------
 
@@ -177,6 +188,30 @@ ok($r->{status} == 200 && $r->{body} eq $data,
     or diag "status $r->{status}: " . substr($r->{body}, 0, 200);
 is(upstream_requests(qr{Bearer internal}), 0,
    '... the internal location\'s token never reached the upstream');
+
+# --- a fill that cannot be hashed is refused -----------------------------------------
+
+($d, $data) = blob('unbuffered');
+mode('plain', { headers => ['X-Hostile: 1'] });
+$r = get("/v2/unbuffered.test/x/blobs/$d");
+is($r->{status}, 502, 'proxied unbuffered (operator\'s location): 502');
+is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... OCI body');
+ok(!$r->{headers}{'x-hostile'} && !$r->{headers}{'docker-content-digest'},
+   '... without the upstream\'s headers');
+ok(!cached($d), '... nothing cached');
+$r = get("/v2/plain.test/x/blobs/$d");
+ok($r->{status} == 200 && $r->{body} eq $data,
+   'the same blob through location /: filled at once (no lock left)');
+is(status($r), 'MISS', '... a fill');
+
+($d, $data) = blob('close');
+mode('close', { framing => 'close' });
+$r = get("/v2/close.test/x/blobs/$d");
+is($r->{status}, 502, 'no Content-Length, not chunked: 502');
+is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... OCI body');
+ok(!cached($d), '... nothing cached');
+like(slurp($ng->{error_log}), qr/registry: .*close\.test.*cannot be verified/,
+     '... and the error log says why');
 
 unlike(slurp($ng->{error_log}), qr/exited on signal|\[alert\]/,
        'no worker crashed');

@@ -55,6 +55,10 @@ my $cdn = start_nginx(plain => 1, ports => [$cport], http => <<"EOF");
         location ~ "^/blobs/sha256:(..)(.{62})\$" {
             alias $data/\$1/\$1\$2/data;
         }
+        location ~ "^/manifests/sha256:(..)(.{62})\$" {
+            default_type application/vnd.oci.image.manifest.v1+json;
+            alias $data/\$1/\$1\$2/data;
+        }
         location = /loop { return 307 https://cdn.test:$cport/loop; }
         location = /hop { return 307 https://127.0.0.2:$cport/x; }
     }
@@ -81,7 +85,7 @@ my $front = start_nginx(plain => 1, ports => [$fport], http => <<"EOF");
         location ~ "^/v2/loop/" { return 307 https://cdn.test:$cport/loop; }
         location ~ "^/v2/hop/" { return 307 https://cdn.test:$cport/hop; }
         location ~ "^/v2/ok/.*/manifests/(sha256:[0-9a-f]+)\$" {
-            return 307 https://cdn.test:$cport/blobs/\$1;
+            return 307 https://cdn.test:$cport/manifests/\$1;
         }
         location ~ "^/v2/forbidden/" { return 403 "no"; }
         location ~ "^/v2/bad/.*/blobs/(sha256:[0-9a-f]+)\$" {
@@ -148,8 +152,9 @@ $r = http_get($port, "/v2/ok/app/manifests/$mdig",
               headers => ['Accept: application/vnd.oci.image.manifest.v1+json']);
 is($r->{status}, 200, 'redirected manifest by digest: 200');
 is('sha256:' . sha256_hex($r->{body}), $mdig, '... the right bytes');
-ok(eventually(sub { grep { m{^GET /blobs/\Q$mdig\E } } file_lines($cdn_log) }),
-   '... from the CDN');
+ok(eventually(sub { grep { m{^GET /manifests/\Q$mdig\E } }
+                   file_lines($cdn_log) }),
+   '... from the CDN (which names its media type)');
 
 # an upstream 403 becomes an OCI DENIED
 $r = http_get($port, "/v2/forbidden/app/blobs/sha256:" . ("e" x 64));

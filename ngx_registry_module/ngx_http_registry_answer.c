@@ -1,0 +1,482 @@
+
+/*
+ * Copyright (C) ngx_registry_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_registry_module.h"
+
+
+/*
+ * What the mirror answers with.  An upstream's answer carries whatever
+ * headers the upstream chose, and nginx stores the upstream's raw header
+ * bytes in the cache file and replays them on every hit; a digest entry
+ * is shared by every registry and client of the mirror.  So every header
+ * the upstream sent is dropped, on fills and on hits alike, and an answer
+ * gets only what the mirror decides: Content-Type (by endpoint; for a
+ * manifest its media type, which must be a known one), Content-Length,
+ * Docker-Content-Digest and ETag (the digest), the mirror's own headers,
+ * and Accept-Ranges and Content-Range from nginx's range filter, which
+ * runs after this one, as do add_header, charset and gzip.
+ *
+ * Before any header goes out, a fill the mirror would have to pass on
+ * unchecked is refused: the header filter returns 502 before calling the
+ * next filter, so nginx finalizes the upstream request with that status
+ * (nothing has been sent: the error_page gives the OCI body), frees the
+ * cache lock and the temp file.
+ */
+
+
+static ngx_int_t ngx_http_registry_answer_refuse(ngx_http_request_t *r);
+static void ngx_http_registry_answer_clear(ngx_http_request_t *r);
+static ngx_int_t ngx_http_registry_encoded(ngx_table_elt_t *h, void *data);
+static ngx_int_t ngx_http_registry_answer_link(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_table_elt_t *h);
+static ngx_int_t ngx_http_registry_answer_header(ngx_http_request_t *r,
+    char *key, ngx_str_t *value, ngx_table_elt_t **ph);
+
+
+static ngx_str_t  ngx_http_registry_octet_stream =
+    ngx_string("application/octet-stream");
+static ngx_str_t  ngx_http_registry_json_type =
+    ngx_string("application/json");
+static ngx_str_t  ngx_http_registry_index_type =
+    ngx_string("application/vnd.oci.image.index.v1+json");
+static ngx_str_t  ngx_http_registry_api_version = ngx_string("registry/2.0");
+
+
+/*
+ * Called from the header filter for an upstream's answer, fresh or from
+ * the cache, with ctx->expected set to the digest the body must have (if
+ * known).  NGX_OK: the headers are the mirror's; an HTTP status: refused.
+ */
+
+ngx_int_t
+ngx_http_registry_answer(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
+{
+    char                          *reason;
+    u_char                        *p;
+    ngx_int_t                      rc;
+    ngx_str_t                      type, *mt, ct, etag, value;
+    ngx_uint_t                     status, content;
+    ngx_table_elt_t               *encoding, *range, *link, *filters;
+    ngx_http_upstream_t           *u;
+    ngx_http_registry_loc_conf_t  *rlcf;
+
+    static ngx_str_t  content_encoding = ngx_string("Content-Encoding");
+    static ngx_str_t  link_header = ngx_string("Link");
+    static ngx_str_t  filters_header = ngx_string("OCI-Filters-Applied");
+
+    u = r->upstream;
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
+
+    status = r->headers_out.status;
+    content = (status == NGX_HTTP_OK || status == NGX_HTTP_PARTIAL_CONTENT);
+
+    /* the Content-Type: by endpoint; a manifest's must name its type */
+
+    ngx_str_null(&type);
+
+    if (ctx->endpoint == NGX_HTTP_REGISTRY_MANIFEST) {
+        mt = ngx_http_registry_manifest_type(r->headers_out.content_type.data,
+                                             r->headers_out.content_type.len);
+        if (mt) {
+            type = *mt;
+
+        } else if (content) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "registry: manifest from \"%V\" repository \"%V\" "
+                          "has Content-Type \"%V\", not a manifest media "
+                          "type; refused", &ctx->registry->name,
+                          &ctx->repository, &r->headers_out.content_type);
+
+            return ngx_http_registry_answer_refuse(r);
+        }
+
+    } else if (content) {
+        type = ctx->endpoint == NGX_HTTP_REGISTRY_BLOB
+               ? ngx_http_registry_octet_stream
+               : ctx->endpoint == NGX_HTTP_REGISTRY_REFERRERS
+                 ? ngx_http_registry_index_type
+                 : ngx_http_registry_json_type;
+    }
+
+    if (!content && r->headers_out.content_type.len) {
+
+        /* an upstream's error passed on: an OCI body, or none said */
+
+        ct = r->headers_out.content_type;
+        p = ngx_strlchr(ct.data, ct.data + ct.len, ';');
+
+        if (p) {
+            ct.len = p - ct.data;
+        }
+
+        while (ct.len && ct.data[ct.len - 1] == ' ') {
+            ct.len--;
+        }
+
+        if (ct.len == ngx_http_registry_json_type.len
+            && ngx_strncasecmp(ct.data, ngx_http_registry_json_type.data,
+                               ct.len)
+               == 0)
+        {
+            type = ngx_http_registry_json_type;
+        }
+    }
+
+    /*
+     * A body that is not identity-encoded is never cached; one named by a
+     * digest cannot match it (the digest is of the content itself).
+     */
+
+    encoding = NULL;
+
+    (void) ngx_http_registry_headers(&u->headers_in.headers,
+                                     &content_encoding,
+                                     ngx_http_registry_encoded, &encoding);
+
+    if (encoding) {
+        u->cacheable = 0;
+
+        if (content && ctx->expected.len && rlcf->verify) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "registry: digest mismatch from \"%V\" repository "
+                          "\"%V\": expected %V, got a body with "
+                          "Content-Encoding \"%V\"; not cached, refused",
+                          &ctx->registry->name, &ctx->repository,
+                          &ctx->expected, &encoding->value);
+
+            if (!r->cached && r->method == NGX_HTTP_GET) {
+                ngx_http_registry_mismatch();
+            }
+
+            return ngx_http_registry_answer_refuse(r);
+        }
+    }
+
+    /*
+     * A fill of content named by a digest is checked before its last byte
+     * goes out, or not sent at all.
+     */
+
+    if (rlcf->verify && !r->cached && r->method == NGX_HTTP_GET
+        && u->headers_in.status_n == NGX_HTTP_OK
+        && ctx->expected.len)
+    {
+        ngx_str_null(&value);
+
+        rc = ngx_http_registry_verify_body(r, &ctx->expected, &value,
+                                           &reason);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "registry: %s from \"%V\" repository \"%V\" "
+                          "cannot be verified (%s); refused",
+                          ctx->endpoint == NGX_HTTP_REGISTRY_BLOB
+                          ? "blob" : "manifest",
+                          &ctx->registry->name, &ctx->repository, reason);
+
+            return ngx_http_registry_answer_refuse(r);
+        }
+    }
+
+    /* from here on, only what the mirror decides */
+
+    range = r->headers_out.content_range;
+    link = NULL;
+    filters = NULL;
+
+    if (ctx->endpoint == NGX_HTTP_REGISTRY_TAGS && status == NGX_HTTP_OK) {
+        (void) ngx_http_registry_headers(&u->headers_in.headers,
+                                         &link_header,
+                                         ngx_http_registry_first_line,
+                                         &link);
+    }
+
+    if (ctx->endpoint == NGX_HTTP_REGISTRY_REFERRERS
+        && status == NGX_HTTP_OK)
+    {
+        (void) ngx_http_registry_headers(&u->headers_in.headers,
+                                         &filters_header,
+                                         ngx_http_registry_first_line,
+                                         &filters);
+    }
+
+    ngx_http_registry_answer_clear(r);
+
+    if (type.len) {
+        r->headers_out.content_type = type;
+        r->headers_out.content_type_len = type.len;
+    }
+
+    /* an encoded body passed on as it came, uncached: for the client */
+
+    if (encoding
+        && ngx_http_registry_answer_header(r, "Content-Encoding",
+                                           &encoding->value,
+                                           &r->headers_out.content_encoding)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (status == NGX_HTTP_PARTIAL_CONTENT && range) {
+        range->hash = 1;
+        r->headers_out.content_range = range;
+    }
+
+    if (ngx_http_registry_answer_header(r, "Docker-Distribution-API-Version",
+                                        &ngx_http_registry_api_version, NULL)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ctx->expected.len
+        && (content || status == NGX_HTTP_NOT_MODIFIED))
+    {
+        p = ngx_pnalloc(r->pool, ctx->expected.len + 2);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        etag.data = p;
+        etag.len = ngx_sprintf(p, "\"%V\"", &ctx->expected) - p;
+
+        if (ngx_http_registry_answer_header(r, "Docker-Content-Digest",
+                                            &ctx->expected, NULL)
+            != NGX_OK
+            || ngx_http_registry_answer_header(r, "ETag", &etag,
+                                               &r->headers_out.etag)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (link && ngx_http_registry_answer_link(r, ctx, link) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* the filter the mirror passed on was applied: the client's to know */
+
+    if (filters && ngx_http_registry_json_is(&filters->value, "artifactType")
+        && ngx_strlchr(ctx->uri.data, ctx->uri.data + ctx->uri.len, '?'))
+    {
+        ngx_str_set(&value, "artifactType");
+
+        if (ngx_http_registry_answer_header(r, "OCI-Filters-Applied", &value,
+                                            NULL)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    /*
+     * nginx's range filter cuts a range from a cacheable fill as it
+     * streams, before the digest is known: a fill goes out whole (RFC
+     * 9110 lets a server ignore Range), a verified entry in ranges.
+     */
+
+    r->allow_ranges = (r->cached && status == NGX_HTTP_OK);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_registry_answer_refuse(ngx_http_request_t *r)
+{
+    ngx_http_registry_answer_clear(r);
+
+    r->upstream->cacheable = 0;
+
+    return NGX_HTTP_BAD_GATEWAY;
+}
+
+
+/* drops every header the upstream sent (or the cache replays) */
+
+static void
+ngx_http_registry_answer_clear(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        h[i].hash = 0;
+    }
+
+    r->headers_out.status_line.len = 0;
+
+    r->headers_out.server = NULL;
+    r->headers_out.date = NULL;
+    r->headers_out.content_length = NULL;
+    r->headers_out.content_encoding = NULL;
+    r->headers_out.location = NULL;
+    r->headers_out.refresh = NULL;
+    r->headers_out.last_modified = NULL;
+    r->headers_out.content_range = NULL;
+    r->headers_out.accept_ranges = NULL;
+    r->headers_out.www_authenticate = NULL;
+    r->headers_out.expires = NULL;
+    r->headers_out.etag = NULL;
+    r->headers_out.override_charset = NULL;
+
+    r->headers_out.content_type_len = 0;
+    ngx_str_null(&r->headers_out.content_type);
+    ngx_str_null(&r->headers_out.charset);
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.content_type_hash = 0;
+
+#if (nginx_version >= 1023000)
+    r->headers_out.cache_control = NULL;
+    r->headers_out.link = NULL;
+#else
+    r->headers_out.cache_control.nelts = 0;
+    r->headers_out.link.nelts = 0;
+#endif
+
+    r->headers_out.last_modified_time = -1;
+}
+
+
+/* a Content-Encoding other than "identity" */
+
+static ngx_int_t
+ngx_http_registry_encoded(ngx_table_elt_t *h, void *data)
+{
+    if (h->value.len == 0
+        || (h->value.len == sizeof("identity") - 1
+            && ngx_strncasecmp(h->value.data, (u_char *) "identity",
+                               h->value.len)
+               == 0))
+    {
+        return NGX_OK;
+    }
+
+    *(ngx_table_elt_t **) data = h;
+
+    return NGX_DONE;
+}
+
+
+/*
+ * A tags list's next page: the upstream's Link names its own path; the
+ * client gets the path it asked for, with the checked "n" and "last" of
+ * the upstream's next page (and containerd's "ns").
+ */
+
+static ngx_int_t
+ngx_http_registry_answer_link(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_table_elt_t *h)
+{
+    u_char                     *p, *lt, *gt, *q, *last;
+    ngx_str_t                   value, path;
+    ngx_http_registry_args_t    args;
+    ngx_http_registry_error_t   err;
+
+    last = h->value.data + h->value.len;
+
+    lt = ngx_strlchr(h->value.data, last, '<');
+    gt = lt ? ngx_strlchr(lt, last, '>') : NULL;
+
+    if (gt == NULL
+        || ngx_strlcasestrn(gt, last, (u_char *) "rel=\"next\"",
+                            sizeof("rel=\"next\"") - 2)
+           == NULL)
+    {
+        return NGX_OK;
+    }
+
+    q = ngx_strlchr(lt, gt, '?');
+
+    if (q == NULL
+        || ngx_http_registry_parse_args(q + 1, gt - q - 1, &args, &err)
+           != NGX_OK
+        || args.last.len == 0)
+    {
+        return NGX_OK;
+    }
+
+    path = r->unparsed_uri;
+    q = ngx_strlchr(path.data, path.data + path.len, '?');
+
+    if (q) {
+        path.len = q - path.data;
+    }
+
+    p = ngx_pnalloc(r->pool, path.len + ctx->ns.len + args.n.len
+                             + args.last.len
+                             + sizeof("<?ns=&n=&last=>; rel=\"next\"") - 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    value.data = p;
+    p = ngx_sprintf(p, "<%V?", &path);
+
+    if (ctx->ns.len) {
+        p = ngx_sprintf(p, "ns=%V&", &ctx->ns);
+    }
+
+    if (args.n.len) {
+        p = ngx_sprintf(p, "n=%V&", &args.n);
+    }
+
+    p = ngx_sprintf(p, "last=%V>; rel=\"next\"", &args.last);
+    value.len = p - value.data;
+
+    return ngx_http_registry_answer_header(r, "Link", &value, NULL);
+}
+
+
+static ngx_int_t
+ngx_http_registry_answer_header(ngx_http_request_t *r, char *key,
+    ngx_str_t *value, ngx_table_elt_t **ph)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value = *value;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    if (ph) {
+        *ph = h;
+    }
+
+    return NGX_OK;
+}
