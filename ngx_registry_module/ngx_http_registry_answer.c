@@ -159,15 +159,20 @@ ngx_http_registry_answer(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
     }
 
     /*
-     * A fill of content named by a digest is checked before its last byte
-     * goes out, or not sent at all.
+     * A fill of content named by a digest, and every manifest fill, is
+     * checked before its last byte goes out, or not sent at all.
      */
 
     if (rlcf->verify && !r->cached && r->method == NGX_HTTP_GET
         && u->headers_in.status_n == NGX_HTTP_OK
-        && ctx->expected.len)
+        && (ctx->expected.len
+            || ctx->endpoint == NGX_HTTP_REGISTRY_MANIFEST))
     {
         ngx_str_null(&value);
+
+        if (ctx->endpoint == NGX_HTTP_REGISTRY_MANIFEST) {
+            value = type;
+        }
 
         rc = ngx_http_registry_verify_body(r, &ctx->expected, &value,
                                            &reason);

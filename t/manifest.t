@@ -1,0 +1,250 @@
+#!/usr/bin/perl
+
+# What a manifest's digest does not settle, checked before its last byte
+# goes out.  Schema 1 manifests (served by a real distribution 2.8, by tag
+# to clients that accept nothing newer, and by digest when pushed as
+# schema 1) are JWS documents whose digest covers the payload without the
+# signatures: they verify, are cached and are never counted as
+# mismatches; a tampered one fails.  A manifest's top-level mediaType (in
+# any case, escaped or repeated) must be the media type it is answered
+# as; a body that is not a JSON object, or is larger than 4 MiB, is
+# refused.
+
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use Digest::SHA qw(sha256_hex);
+use File::Path qw(make_path);
+use JSON::PP;
+use MIME::Base64;
+use RegistryTest;
+
+my $s1 = 'application/vnd.docker.distribution.manifest.v1+prettyjws';
+my $oci = 'application/vnd.oci.image.manifest.v1+json';
+my $index = 'application/vnd.oci.image.index.v1+json';
+
+# a registry that also takes schema 1 pushes
+my $reg = start_registry(config => "compatibility:\n  schema1:\n"
+                                   . "    enabled: true\n");
+my $img = build_image(layers => [{ a => "schema 1\n" }]);
+run_ok('skopeo', '--insecure-policy', 'copy', '--format', 'v2s2',
+       '--dest-tls-verify=false', $img->{ref},
+       "docker://$reg->{host}/library/app:1");
+run_ok('skopeo', '--insecure-policy', 'copy', '--format', 'v2s1',
+       '--dest-tls-verify=false', $img->{ref},
+       "docker://$reg->{host}/library/native:1");
+
+my $hd = test_dir() . '/hostile';
+make_path("$hd/manifests");
+my $hp = free_port();
+my $hostile = spawn(cmd => ['perl', "$ROOT/t/lib/hostile.pl", $hp, $hd]);
+ok(wait_port($hp, pid => $hostile), 'hostile upstream up');
+
+my $port = free_port();
+my $ng = start_nginx(ports => [$port], http => <<"EOF");
+    registry docker.io $reg->{url};
+    registry s1.test      http://127.0.0.1:$hp/s1;
+    registry oci.test     http://127.0.0.1:$hp/oci;
+    registry chunked.test http://127.0.0.1:$hp/chunked;
+    registry notag.test   http://127.0.0.1:$hp/notag;
+
+    server {
+        listen 127.0.0.1:$port;
+        registry_default docker.io;
+        include $ROOT/registry_params;
+
+        location = /_test/mismatches {
+            registry_mirror off;
+            return 200 "\$registry_digest_mismatches";
+        }
+    }
+EOF
+my $cache = "$ng->{dir}/cache";
+
+sub get { return http_get($port, @_) }
+sub mismatches { return get('/_test/mismatches')->{body} }
+sub status { return ($_[0]{headers}{'x-registry-cache'} // ['-'])->[0] }
+sub whole {
+    my ($r) = @_;
+    return $r->{status} == 200 && $r->{headers}{'content-length'}
+           && $r->{headers}{'content-length'}[0] == length $r->{body};
+}
+sub cached {
+    my ($digest) = @_;
+    return scalar grep { /\Q$digest\E/ } keys %{ cache_entries($cache) };
+}
+sub b64url_decode {
+    (my $s = $_[0]) =~ tr{-_}{+/};
+    $s .= '=' x ((4 - length($s) % 4) % 4);
+    return decode_base64($s);
+}
+sub b64url {
+    (my $s = encode_base64($_[0], '')) =~ tr{+/}{-_};
+    $s =~ s/=+$//;
+    return $s;
+}
+
+# what libtrust and distribution take a schema 1 manifest's digest over
+sub payload {
+    my ($body) = @_;
+    my $p = eval {
+        my $sig = decode_json($body)->{signatures}[0];
+        decode_json(b64url_decode($sig->{protected}));
+    } or return '';
+    return substr($body, 0, $p->{formatLength})
+           . b64url_decode($p->{formatTail});
+}
+
+# --- a real distribution 2.8 serving schema 1 ---------------------------------
+
+my $up = http_get($reg->{port}, '/v2/library/app/manifests/1',
+                  headers => ["Accept: $s1"]);
+my $digest = $up->{headers}{'docker-content-digest'}[0];
+is($up->{headers}{'content-type'}[0], $s1,
+   'distribution answers the tag with a schema 1 manifest');
+is('sha256:' . sha256_hex(payload($up->{body})), $digest,
+   '... whose digest is its payload\'s');
+isnt('sha256:' . sha256_hex($up->{body}), $digest, '... not its body\'s');
+
+my $r = get('/v2/library/app/manifests/1', headers => ["Accept: $s1"]);
+ok(whole($r), 'through the mirror, Accept schema 1: delivered whole')
+    or diag "status $r->{status}, " . length($r->{body}) . ' bytes';
+is($r->{headers}{'content-type'}[0], $s1, '... as schema 1');
+is($r->{headers}{'docker-content-digest'}[0], $digest, '... its digest');
+is('sha256:' . sha256_hex(payload($r->{body})), $digest, '... verified');
+is(status($r), 'MISS', '... a fill');
+is(status(get('/v2/library/app/manifests/1', headers => ["Accept: $s1"])),
+   'HIT', '... cached');
+
+$r = get('/v2/library/app/manifests/1');
+ok(whole($r), 'a client with no Accept (an old docker): schema 1 whole');
+is($r->{headers}{'content-type'}[0], $s1, '... schema 1');
+
+my $native = upstream_digest($reg, 'library/native', '1', $s1);
+$r = get("/v2/library/native/manifests/$native", headers => ["Accept: $s1"]);
+ok(whole($r), 'a schema 1 manifest pushed as such, by digest: whole');
+is('sha256:' . sha256_hex(payload($r->{body})), $native, '... verified');
+is(status(get("/v2/library/other/manifests/$native")), 'HIT',
+   '... cached under its digest');
+is(mismatches(), '0', 'no false alarm: no mismatch counted');
+unlike(slurp($ng->{error_log}), qr/digest mismatch|registry: manifest/,
+       '... none logged');
+
+# --- schema 1 from a hostile upstream -----------------------------------------
+
+spew("$hd/s1.json", encode_json({ type => $s1 }));
+
+# the registry's own bytes: its digest, verified, and now shared
+spew("$hd/manifests/$digest", $up->{body});
+$r = get("/v2/s1.test/x/manifests/$digest");
+ok(whole($r) && $r->{body} eq $up->{body},
+   'the same schema 1 manifest by digest: whole');
+is(status(get("/v2/library/app/manifests/$digest")), 'HIT',
+   '... and shared under its digest');
+
+# a payload changed under the tag's digest
+(my $arm = $up->{body}) =~ s/"architecture": "amd64"/"architecture": "arm64"/
+    or die 'no architecture in the schema 1 manifest';
+spew("$hd/manifests/arm", $arm);
+spew("$hd/s1.json", encode_json({ type => $s1, digest => $digest }));
+$r = get('/v2/s1.test/y/manifests/arm');
+ok(!whole($r), 'schema 1, payload changed under the tag\'s digest: not '
+               . 'delivered whole');
+like(slurp($ng->{error_log}),
+     qr/digest mismatch from "s1\.test" repository "y": expected \Q$digest\E/,
+     '... logged as a digest mismatch');
+is(mismatches(), '1', '... counted');
+
+# the same bytes, but a protected header that names another formatTail
+my $forged = $up->{body};
+my $sig = decode_json($forged)->{signatures}[0]{protected};
+my $p = decode_json(b64url_decode($sig));
+$p->{formatTail} = b64url("\n}\n");
+my $forged_sig = b64url(encode_json($p));
+$forged =~ s/\Q$sig\E/$forged_sig/ or die;
+spew("$hd/manifests/forged", $forged);
+$r = get('/v2/s1.test/y/manifests/forged');
+ok(!whole($r), 'schema 1, formatTail forged: not delivered whole');
+is(mismatches(), '2', '... counted');
+
+# --- mediaType ------------------------------------------------------------------
+
+spew("$hd/oci.json", encode_json({ type => "$oci; charset=utf-8" }));
+
+sub hostile_manifest {
+    my ($json) = @_;
+    my $d = 'sha256:' . sha256_hex($json);
+    spew("$hd/manifests/$d", $json);
+    return $d;
+}
+
+my $n = 2;
+for my $case (
+    ['mediaType an index', qq({"schemaVersion":2,"mediaType":"$index"})],
+    ['"MediaType" an index', qq({"schemaVersion":2,"MediaType":"$index"})],
+    ['"media\\u0054ype" an index',
+     qq({"schemaVersion":2,"media\\u0054ype":"$index"})],
+    ['a second mediaType an index',
+     qq({"mediaType":"$oci","schemaVersion":2,"mediaType":"$index"})],
+    ['mediaType a number', qq({"schemaVersion":2,"mediaType":1})],
+    ['not JSON', "schemaVersion: 2\n"],
+    ['JSON, not an object', qq(["$oci"])],
+) {
+    my ($what, $json) = @$case;
+    my $d = hostile_manifest($json);
+    $r = get("/v2/oci.test/x/manifests/$d");
+    ok(!whole($r) && $r->{body} ne $json,
+       "answered as an OCI manifest, $what: not delivered");
+    is(mismatches(), ++$n, '... counted as a mismatch');
+    ok(!cached($d), '... not cached');
+}
+like(slurp($ng->{error_log}),
+     qr/manifest from "oci\.test" repository "x" has mediaType "\Q$index\E" but is answered as "\Q$oci\E"/,
+     'the error log says which mediaType');
+
+for my $case (
+    ['its own mediaType', qq({"schemaVersion":2,"mediaType":"$oci"})],
+    ['"media\\u0054ype" its own',
+     qq({"schemaVersion":2,"media\\u0054ype":"$oci"})],
+    ['no mediaType', qq({"schemaVersion":2,"layers":[]})],
+    ['a nested mediaType of its own',
+     qq({"schemaVersion":2,"config":{"mediaType":"$index"}})],
+) {
+    my ($what, $json) = @$case;
+    my $d = hostile_manifest($json);
+    $r = get("/v2/oci.test/x/manifests/$d");
+    ok(whole($r) && $r->{body} eq $json, "$what: delivered");
+    is($r->{headers}{'content-type'}[0], $oci, '... as an OCI manifest');
+    is(status(get("/v2/oci.test/y/manifests/$d")), 'HIT', '... cached');
+}
+
+# a tag manifest without Docker-Content-Digest: its mediaType still counts
+spew("$hd/notag.json", encode_json({ type => $oci }));
+spew("$hd/manifests/latest", qq({"schemaVersion":2,"mediaType":"$index"}));
+$r = get('/v2/notag.test/x/manifests/latest');
+ok(!whole($r), 'tag manifest without a digest, mediaType an index: '
+               . 'not delivered whole');
+is(mismatches(), ++$n, '... counted');
+
+# --- size ---------------------------------------------------------------------
+
+my $big = qq({"schemaVersion":2,"mediaType":"$oci","annotations":{"x":")
+        . ('x' x (4 * 1024 * 1024)) . '"}}';
+my $bd = hostile_manifest($big);
+$r = get("/v2/oci.test/x/manifests/$bd");
+is($r->{status}, 502, 'a manifest over 4 MiB: refused');
+is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... OCI body');
+like(slurp($ng->{error_log}), qr/larger than 4 MiB/, '... the log says why');
+
+spew("$hd/chunked.json", encode_json({ type => $oci,
+                                       framing => 'chunked' }));
+$r = get("/v2/chunked.test/x/manifests/$bd");
+ok(!$r->{complete} && length $r->{body} < length $big,
+   'chunked, over 4 MiB: cut short');
+ok(!cached($bd), '... not cached');
+
+unlike(slurp($ng->{error_log}), qr/exited on signal|\[alert\]/,
+       'no worker crashed');
+
+done_testing();
