@@ -39,6 +39,8 @@ static ngx_int_t ngx_http_registry_counter_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_authorization_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_registry_client_credentials_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_main_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_token_auth_variable(
@@ -223,6 +225,10 @@ static ngx_http_variable_t  ngx_http_registry_vars[] = {
       ngx_http_registry_authorization_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("registry_client_credentials"), NULL,
+      ngx_http_registry_client_credentials_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("registry_token_url"), NULL,
       ngx_http_registry_main_variable,
       offsetof(ngx_http_registry_ctx_t, token_url),
@@ -357,6 +363,13 @@ ngx_http_registry_handler(ngx_http_request_t *r)
     }
 
     ngx_http_set_ctx(r, ctx, ngx_http_registry_module);
+
+    /* a pull has no body: whatever a client sends is read and dropped */
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "registry: \"%V\" %V%V",
@@ -1027,22 +1040,63 @@ ngx_http_registry_authorization_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
-    if (r->headers_in.authorization) {
-        s = &r->headers_in.authorization->value;
+    s = ngx_http_registry_client_credentials(r);
 
-    } else if (ctx
-               && ngx_http_registry_token_get(r->pool, &ctx->token_key,
-                                              &ctx->authorization)
-                  == NGX_OK)
+    if (s == NULL && ctx
+        && ngx_http_registry_token_get(r->pool, &ctx->token_key,
+                                       &ctx->authorization)
+           == NGX_OK)
     {
         s = &ctx->authorization;
+    }
 
-    } else {
+    if (s == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
 
     ngx_http_registry_set_value(v, s);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The client's own Authorization, when it is the client's business with
+ * the upstream: not when the operator's access control has read it
+ * (auth_basic in front of the mirror parses it into r->headers_in.user),
+ * for those credentials are the operator's and stop here.
+ */
+
+ngx_str_t *
+ngx_http_registry_client_credentials(ngx_http_request_t *r)
+{
+    if (r->headers_in.authorization == NULL
+        || r->headers_in.user.data != NULL)
+    {
+        return NULL;
+    }
+
+    return &r->headers_in.authorization->value;
+}
+
+
+/* "1" when the client's own credentials go upstream: never cached */
+
+static ngx_int_t
+ngx_http_registry_client_credentials_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    if (ngx_http_registry_client_credentials(r) == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = 1;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = (u_char *) "1";
 
     return NGX_OK;
 }
