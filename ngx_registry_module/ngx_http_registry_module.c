@@ -417,7 +417,18 @@ ngx_http_registry_select(ngx_http_request_t *r,
 
     if (args->ns.len) {
         reg = ngx_http_registry_lookup(rmcf, &args->ns);
-        ctx->ns = args->ns;
+
+        /* echoed in the answer: args are on the stack */
+
+        ctx->ns.data = ngx_pstrdup(r->pool, &args->ns);
+        if (ctx->ns.data == NULL) {
+            err->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            ngx_str_set(&err->code, "UNKNOWN");
+            ngx_str_set(&err->message, "out of memory");
+            return NULL;
+        }
+
+        ctx->ns.len = args->ns.len;
         goto found;
     }
 
