@@ -314,7 +314,7 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
-    if (ctx == NULL || ctx->token_key.len == 0) {
+    if (ctx == NULL || ctx->registry == NULL || ctx->token_key.len == 0) {
         return ngx_http_registry_deny(r, NGX_HTTP_BAD_GATEWAY,
                                       "UNAVAILABLE", "upstream refused");
     }

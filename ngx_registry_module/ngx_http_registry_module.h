@@ -49,6 +49,7 @@ typedef struct {
     ngx_flag_t                 verify;
     ngx_flag_t                 upstream_errors;
     ngx_flag_t                 redirect_http;
+    ngx_flag_t                 client_credentials;
     ngx_array_t               *redirect_allow;   /* ngx_cidr_t */
     time_t                     tag_valid;
     time_t                     digest_valid;
@@ -77,6 +78,8 @@ typedef struct {
     ngx_http_request_t        *token_sr;
     ngx_uint_t                 token_status;
     ngx_buf_t                 *token_body;
+    ngx_http_registry_error_t  answer;      /* without a registry: the
+                                               mirror's own answer */
     ngx_uint_t                 error_status;  /* what sent it to the
                                                  upstream-error location */
     unsigned                   token_done:1;

@@ -47,7 +47,9 @@ spew("$d/htpasswd", "alice:{PLAIN}wonderland\n");
 my $port = free_port();
 my $guarded = free_port();
 my $denied = free_port();
-my $ng = start_nginx(ports => [$port, $guarded, $denied], http => <<"EOF");
+my $lan = free_port();
+my $ng = start_nginx(ports => [$port, $guarded, $denied, $lan],
+                     http => <<"EOF");
     registry front.test http://127.0.0.1:$fport;
     server {
         listen 127.0.0.1:$port;
@@ -65,6 +67,18 @@ my $ng = start_nginx(ports => [$port, $guarded, $denied], http => <<"EOF");
         listen 127.0.0.1:$denied;
         registry_default front.test;
         deny all;
+        include $ROOT/registry_params;
+    }
+    # "LAN free, others with a password": auth_basic may not run at all
+    server {
+        listen 127.0.0.1:$lan;
+        registry_default front.test;
+        satisfy any;
+        allow 127.0.0.1;
+        deny all;
+        auth_basic "mirror";
+        auth_basic_user_file $d/htpasswd;
+        registry_client_credentials off;
         include $ROOT/registry_params;
     }
 EOF
@@ -143,6 +157,59 @@ at_least($before + 1, sub { scalar seen_lines() });
 @f = split /\|/, (seen_lines())[-1], -1;
 like($f[0], qr{/blobs/\Q$m->{config}{digest}\E }, 'the cold blob upstream');
 is($f[8], '-', "the operator's Basic credentials are not sent upstream");
+
+# the mirror's own answers come after the operator's access control
+$r = http_get($guarded, '/v2/');
+is($r->{status}, 401, 'auth_basic: GET /v2/ is challenged, as registries do');
+like(${ $r->{headers}{'www-authenticate'} // [''] }[0], qr/^Basic /,
+     'GET /v2/: the Basic challenge');
+$r = http_get($guarded, '/v2/', headers => [$alice]);
+is($r->{status}, 200, 'GET /v2/ with credentials: 200');
+is($r->{body}, "{}\n", 'GET /v2/ with credentials: {}');
+$r = http_get($guarded, '/v2/other.example/app/manifests/1');
+is($r->{status}, 401, 'auth_basic: no registry names learned without '
+   . 'credentials');
+$r = http_get($guarded, '/v2/other.example/app/manifests/1',
+              headers => [$alice]);
+is($r->{status}, 404, 'with credentials: NAME_UNKNOWN');
+is(eval { $r->{json}{errors}[0]{code} }, 'NAME_UNKNOWN', '... OCI body');
+
+# satisfy any: allowed by address, auth_basic never read the credentials;
+# registry_client_credentials off keeps them at the mirror all the same
+$before = scalar seen_lines();
+$r = http_get($lan, "/v2/team/app/blobs/$layer",
+              headers => [$alice, 'Cache-Control: no-cache']);
+is($r->{status}, 200, 'satisfy any: the blob');
+is($r->{headers}{'x-registry-cache'}[0], 'HIT',
+   "registry_client_credentials off: the cache serves it");
+$r = http_get($lan, '/v2/team/app/tags/list', headers => [$alice]);
+is($r->{status}, 200, 'satisfy any: tags list upstream');
+at_least($before + 1, sub { scalar seen_lines() });
+@f = split /\|/, (seen_lines())[-1], -1;
+like($f[0], qr{/tags/list }, 'the tags list went upstream');
+is($f[8], '-', 'registry_client_credentials off: no credentials upstream');
+
+# what nginx refuses itself gets OCI bodies in every location
+for my $case (
+    ['a GET with a body over client_max_body_size', 413,
+     "GET /v2/team/app/manifests/1 HTTP/1.1\r\nHost: x\r\n"
+     . "Content-Length: 2000000\r\nConnection: close\r\n\r\n"],
+    ['a broken chunked body', 400,
+     "GET /v2/team/app/manifests/1 HTTP/1.1\r\nHost: x\r\n"
+     . "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n"],
+    ['an unknown transfer coding', 501,
+     "GET /v2/team/app/manifests/1 HTTP/1.1\r\nHost: x\r\n"
+     . "Transfer-Encoding: gzip\r\nConnection: close\r\n\r\n"],
+    ['HTTP/2.0 on the request line', 505,
+     "GET /v2/team/app/manifests/1 HTTP/2.0\r\nHost: x\r\n"
+     . "Connection: close\r\n\r\n"],
+) {
+    my ($what, $status, $req) = @$case;
+    $r = http_raw($port, $req);
+    is($r->{status}, $status, "$what: $status");
+    ok(eval { $r->{json}{errors}[0]{code} }, "$what: an OCI body")
+        or diag($r->{raw});
+}
 
 # --- nginx's own 403 ---------------------------------------------------------
 
