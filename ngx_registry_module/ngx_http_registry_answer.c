@@ -130,7 +130,8 @@ ngx_http_registry_answer(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
 
     /*
      * A body that is not identity-encoded is never cached; one named by a
-     * digest cannot match it (the digest is of the content itself).
+     * digest cannot match it (the digest is of the content itself), and a
+     * manifest cannot be read.
      */
 
     encoding = NULL;
@@ -142,13 +143,22 @@ ngx_http_registry_answer(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
     if (encoding) {
         u->cacheable = 0;
 
-        if (content && ctx->expected.len && rlcf->verify) {
+        if (content && rlcf->verify
+            && (ctx->expected.len
+                || ctx->endpoint == NGX_HTTP_REGISTRY_MANIFEST))
+        {
+            value = ctx->expected;
+
+            if (value.len == 0) {
+                ngx_str_set(&value, "a manifest");
+            }
+
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "registry: digest mismatch from \"%V\" repository "
                           "\"%V\": expected %V, got a body with "
                           "Content-Encoding \"%V\"; not cached, refused",
                           &ctx->registry->name, &ctx->repository,
-                          &ctx->expected, &encoding->value);
+                          &value, &encoding->value);
 
             if (!r->cached && r->method == NGX_HTTP_GET) {
                 ngx_http_registry_mismatch();

@@ -91,6 +91,7 @@ mode('eviltag', { type => 'application/vnd.oci.image.manifest.v1+json',
 mode('html', { type => 'text/html' });
 mode('plain', {});
 mode('gzip', { headers => ['Content-Encoding: gzip'], digest => 'auto' });
+mode('gziptag', { headers => ['Content-Encoding: gzip'] });
 mode('lists', { headers => [@evil[0 .. 3],
                             'Link: </v2/lists/x/tags/list?n=2&last=b>; '
                             . 'rel="next"',
@@ -111,6 +112,7 @@ my $ng = start_nginx(ports => [$port], http => <<"EOF");
     registry html.test    http://127.0.0.1:$hp/html;
     registry other.test   http://127.0.0.1:$hp/plain;
     registry gzip.test    http://127.0.0.1:$hp/gzip;
+    registry gziptag.test http://127.0.0.1:$hp/gziptag;
     registry lists.test   http://127.0.0.1:$hp/lists;
     registry error.test   http://127.0.0.1:$hp/error;
 
@@ -252,6 +254,11 @@ like(slurp($ng->{error_log}),
      '... logged as a digest mismatch');
 is(mismatches(), '1', '... and counted');
 ok(!cached($d), '... not cached');
+
+$r = get('/v2/gziptag.test/x/manifests/latest');
+is($r->{status}, 502, 'tag manifest with Content-Encoding, no digest: '
+                      . 'refused');
+is(mismatches(), '2', '... counted');
 
 mode('lists', { headers => ['Content-Encoding: gzip'] });
 $r = get('/v2/lists.test/x/tags/list?n=3');
