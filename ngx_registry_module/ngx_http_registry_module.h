@@ -18,6 +18,7 @@
 #include "ngx_http_registry_metrics.h"
 #include "ngx_http_registry_auth.h"
 #include "ngx_http_registry_redirect.h"
+#include "ngx_http_registry_target.h"
 
 
 /* one "registry" directive */

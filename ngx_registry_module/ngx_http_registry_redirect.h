@@ -22,8 +22,6 @@
 
 
 ngx_int_t ngx_http_registry_redirect(ngx_http_request_t *r);
-ngx_int_t ngx_http_registry_addr_allowed(struct sockaddr *sa,
-    ngx_array_t *allow);
 ngx_int_t ngx_http_registry_redirect_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 

@@ -1,0 +1,541 @@
+
+/*
+ * Copyright (C) ngx_registry_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_registry_module.h"
+
+
+/*
+ * A URL an upstream names (a redirect's Location, a token realm) is
+ * untrusted: https only (unless registry_redirect_http), and the address
+ * its host resolves to, with nginx's resolver, must not be loopback,
+ * private, link-local, unspecified, multicast or IPv4-mapped IPv6 unless
+ * registry_redirect_allow names it; every address a name resolves to is
+ * checked.  The request then goes
+ * to the checked address itself, with the URL's name as Host and TLS name,
+ * so that nothing resolves the name again between the check and the
+ * connection.
+ */
+
+
+static ngx_int_t ngx_http_registry_target_split(ngx_pool_t *pool,
+    ngx_http_registry_target_t *t, ngx_str_t *url);
+static void ngx_http_registry_target_resolved(ngx_resolver_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_target_addr(ngx_http_request_t *r,
+    ngx_http_registry_target_t *t, struct sockaddr *sa, socklen_t socklen);
+static ngx_int_t ngx_http_registry_target_url(ngx_http_request_t *r,
+    ngx_http_registry_target_t *t);
+
+
+/*
+ * url, an absolute http(s) URL.  NGX_DECLINED and t->error when it is not
+ * one the mirror can follow.
+ */
+
+ngx_int_t
+ngx_http_registry_target_parse(ngx_http_request_t *r,
+    ngx_http_registry_target_t *t, ngx_str_t *url)
+{
+    u_char     *p;
+    ngx_int_t   rc;
+    ngx_str_t   u;
+
+    /* a fragment is the client's business, never sent */
+
+    u = *url;
+
+    p = ngx_strlchr(u.data, u.data + u.len, '#');
+    if (p) {
+        u.len = p - u.data;
+    }
+
+    rc = ngx_http_registry_target_split(r->pool, t, &u);
+
+    if (rc == NGX_DECLINED) {
+        t->error = "bad URL";
+    }
+
+    return rc;
+}
+
+
+/* http[s]://host[:port][/path][?query] */
+
+static ngx_int_t
+ngx_http_registry_target_split(ngx_pool_t *pool,
+    ngx_http_registry_target_t *t, ngx_str_t *url)
+{
+    u_char     *p, *last, *host, *colon, *path, *query;
+    ngx_int_t   port;
+
+    p = url->data;
+    last = p + url->len;
+
+    if (url->len > 8 && ngx_strncasecmp(p, (u_char *) "https://", 8) == 0) {
+        t->https = 1;
+        p += 8;
+
+    } else if (url->len > 7
+               && ngx_strncasecmp(p, (u_char *) "http://", 7) == 0)
+    {
+        t->https = 0;
+        p += 7;
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    host = p;
+
+    while (p < last && *p != '/' && *p != '?') {
+        if (*p == '@' || *p == '\\' || *p == '%') {
+            return NGX_DECLINED;
+        }
+        p++;
+    }
+
+    t->host.data = host;
+    t->host.len = p - host;
+
+    path = p;
+
+    query = ngx_strlchr(path, last, '?');
+    if (query == NULL) {
+        query = last;
+    }
+
+    /* [v6]:port, name:port, name */
+
+    if (t->host.len && host[0] == '[') {
+        colon = ngx_strlchr(host, host + t->host.len, ']');
+        if (colon == NULL) {
+            return NGX_DECLINED;
+        }
+
+        colon++;
+        t->name.data = host;
+        t->name.len = colon - host;
+
+        if (colon == host + t->host.len) {
+            colon = NULL;
+
+        } else if (*colon != ':') {
+            return NGX_DECLINED;
+        }
+
+    } else {
+        colon = ngx_strlchr(host, host + t->host.len, ':');
+        t->name.data = host;
+        t->name.len = (colon ? colon : host + t->host.len) - host;
+    }
+
+    port = t->https ? 443 : 80;
+
+    if (colon) {
+        port = ngx_atoi(colon + 1, host + t->host.len - colon - 1);
+        if (port < 1 || port > 65535) {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (t->name.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    t->port = (in_port_t) port;
+
+    if (t->https) {
+        ngx_str_set(&t->scheme, "https://");
+
+    } else {
+        ngx_str_set(&t->scheme, "http://");
+    }
+
+    /* the path, at least "/"; then the query */
+
+    t->uri.data = ngx_pnalloc(pool, 1 + (last - path));
+    if (t->uri.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = t->uri.data;
+
+    if (path == query) {
+        *p++ = '/';
+    }
+
+    p = ngx_cpymem(p, path, last - path);
+    t->uri.len = p - t->uri.data;
+
+    t->url.len = 0;
+    t->address.len = 0;
+    t->refused = 0;
+    t->error = NULL;
+
+    return NGX_OK;
+}
+
+
+/*
+ * NGX_OK: t->url is the checked address to send the request to;
+ * NGX_AGAIN: the name is being resolved, and the request's phases run
+ * again when it is (call again then); NGX_DECLINED: refused, t->error
+ * says why.
+ */
+
+ngx_int_t
+ngx_http_registry_target_check(ngx_http_request_t *r,
+    ngx_http_registry_target_t *t)
+{
+    u_char                        *p;
+    in_addr_t                      addr;
+    ngx_resolver_ctx_t            *rctx;
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_http_registry_loc_conf_t  *rlcf;
+#if (NGX_HAVE_INET6)
+    u_char                         a6[16];
+    struct sockaddr_in6            sin6;
+#endif
+    struct sockaddr_in             sin;
+
+    if (t->busy) {
+        if (!t->done) {
+            return NGX_AGAIN;
+        }
+
+        goto resolved;
+    }
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
+
+    if (!t->https && !rlcf->redirect_http) {
+        t->error = "http refused";
+        return NGX_DECLINED;
+    }
+
+    /* an address literal needs no resolver, and is checked as it is */
+
+    addr = ngx_inet_addr(t->name.data, t->name.len);
+
+    if (addr != INADDR_NONE) {
+        ngx_memzero(&sin, sizeof(struct sockaddr_in));
+        sin.sin_family = AF_INET;
+        sin.sin_addr.s_addr = addr;
+
+        if (ngx_http_registry_target_addr(r, t, (struct sockaddr *) &sin,
+                                          sizeof(struct sockaddr_in))
+            != NGX_OK)
+        {
+            t->error = "refused address";
+            return NGX_DECLINED;
+        }
+
+        return ngx_http_registry_target_url(r, t);
+    }
+
+#if (NGX_HAVE_INET6)
+    if (t->name.len > 2 && t->name.data[0] == '[') {
+        if (ngx_inet6_addr(t->name.data + 1, t->name.len - 2, a6) != NGX_OK) {
+            t->error = "bad address";
+            return NGX_DECLINED;
+        }
+
+        ngx_memzero(&sin6, sizeof(struct sockaddr_in6));
+        sin6.sin6_family = AF_INET6;
+        ngx_memcpy(sin6.sin6_addr.s6_addr, a6, 16);
+
+        if (ngx_http_registry_target_addr(r, t, (struct sockaddr *) &sin6,
+                                          sizeof(struct sockaddr_in6))
+            != NGX_OK)
+        {
+            t->error = "refused address";
+            return NGX_DECLINED;
+        }
+
+        return ngx_http_registry_target_url(r, t);
+    }
+#endif
+
+    for (p = t->name.data; p < t->name.data + t->name.len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+        {
+            t->error = "bad host name";
+            return NGX_DECLINED;
+        }
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    rctx = ngx_resolve_start(clcf->resolver, NULL);
+
+    if (rctx == NULL || rctx == NGX_NO_RESOLVER) {
+        t->error = "no resolver";
+        return NGX_DECLINED;
+    }
+
+    rctx->name = t->name;
+    rctx->handler = ngx_http_registry_target_resolved;
+    rctx->data = t;
+    rctx->timeout = clcf->resolver_timeout;
+
+    t->request = r;
+    t->busy = 1;
+    t->done = 0;
+    t->resolving = rctx;
+
+    if (ngx_resolve_name(rctx) != NGX_OK) {
+        t->resolving = NULL;
+        t->busy = 0;
+        return NGX_ERROR;
+    }
+
+    if (!t->done) {
+        t->waiting = 1;
+        return NGX_AGAIN;
+    }
+
+resolved:
+
+    t->busy = 0;
+    t->done = 0;
+    t->waiting = 0;
+
+    if (t->state != NGX_OK || (t->address.len == 0 && !t->refused)) {
+        t->error = "does not resolve";
+        return NGX_DECLINED;
+    }
+
+    if (t->refused) {
+        t->error = "refused address";
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_registry_target_url(r, t);
+}
+
+
+static void
+ngx_http_registry_target_resolved(ngx_resolver_ctx_t *ctx)
+{
+    ngx_http_registry_target_t  *t = ctx->data;
+
+    ngx_uint_t           i;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = t->request;
+    c = r->connection;
+
+    t->state = ctx->state;
+    t->resolving = NULL;
+
+    if (ctx->state == NGX_OK) {
+        for (i = 0; i < ctx->naddrs; i++) {
+            if (ngx_http_registry_target_addr(r, t, ctx->addrs[i].sockaddr,
+                                              ctx->addrs[i].socklen)
+                != NGX_OK)
+            {
+                break;
+            }
+        }
+    }
+
+    ngx_resolve_name_done(ctx);
+
+    t->done = 1;
+
+    if (t->waiting) {
+        ngx_http_core_run_phases(r);
+        ngx_http_run_posted_requests(c);
+    }
+}
+
+
+/*
+ * Every address must pass; the first one is the one used.  The port is
+ * the target's.
+ */
+
+static ngx_int_t
+ngx_http_registry_target_addr(ngx_http_request_t *r,
+    ngx_http_registry_target_t *t, struct sockaddr *sa, socklen_t socklen)
+{
+    u_char                        *p;
+    size_t                         len;
+    ngx_http_registry_loc_conf_t  *rlcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
+
+    ngx_inet_set_port(sa, t->port);
+
+    len = NGX_SOCKADDR_STRLEN;
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        t->refused = 1;
+        return NGX_ERROR;
+    }
+
+    len = ngx_sock_ntop(sa, socklen, p, len, 1);
+
+    if (ngx_http_registry_addr_allowed(sa, rlcf->redirect_allow) != NGX_OK) {
+        t->refused = 1;
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: %s \"%V\" refused: it is %*s",
+                      t->what, &t->name, len, p);
+        return NGX_ERROR;
+    }
+
+    if (t->address.len == 0) {
+        t->address.data = p;
+        t->address.len = len;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_registry_target_url(ngx_http_request_t *r,
+    ngx_http_registry_target_t *t)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(r->pool, t->scheme.len + t->address.len + t->uri.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    t->url.data = p;
+    p = ngx_cpymem(p, t->scheme.data, t->scheme.len);
+    p = ngx_cpymem(p, t->address.data, t->address.len);
+    p = ngx_cpymem(p, t->uri.data, t->uri.len);
+    t->url.len = p - t->url.data;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_registry_target_cleanup(void *data)
+{
+    ngx_http_registry_target_t  *t = data;
+
+    if (t->resolving) {
+        ngx_resolve_name_done(t->resolving);
+        t->resolving = NULL;
+    }
+}
+
+
+/*
+ * Loopback, private, shared (CGNAT), link-local, unspecified, multicast
+ * and reserved IPv4; IPv6 loopback, unspecified, link-local, unique local,
+ * multicast, and every IPv4-mapped or -compatible address.
+ */
+
+ngx_int_t
+ngx_http_registry_addr_allowed(struct sockaddr *sa, ngx_array_t *allow)
+{
+    in_addr_t             a;
+    ngx_uint_t            i, n;
+    ngx_cidr_t           *cidr;
+    struct sockaddr_in   *sin;
+#if (NGX_HAVE_INET6)
+    u_char               *a6;
+    struct sockaddr_in6  *sin6;
+#endif
+
+    if (allow) {
+        cidr = allow->elts;
+
+        for (i = 0; i < allow->nelts; i++) {
+
+            if (cidr[i].family != sa->sa_family) {
+                continue;
+            }
+
+            if (sa->sa_family == AF_INET) {
+                sin = (struct sockaddr_in *) sa;
+
+                if ((sin->sin_addr.s_addr & cidr[i].u.in.mask)
+                    == cidr[i].u.in.addr)
+                {
+                    return NGX_OK;
+                }
+            }
+
+#if (NGX_HAVE_INET6)
+            if (sa->sa_family == AF_INET6) {
+                sin6 = (struct sockaddr_in6 *) sa;
+                a6 = sin6->sin6_addr.s6_addr;
+
+                for (n = 0; n < 16; n++) {
+                    if ((a6[n] & cidr[i].u.in6.mask.s6_addr[n])
+                        != cidr[i].u.in6.addr.s6_addr[n])
+                    {
+                        break;
+                    }
+                }
+
+                if (n == 16) {
+                    return NGX_OK;
+                }
+            }
+#endif
+        }
+    }
+
+    switch (sa->sa_family) {
+
+    case AF_INET:
+        sin = (struct sockaddr_in *) sa;
+        a = ntohl(sin->sin_addr.s_addr);
+
+        if ((a >> 24) == 0                          /* 0.0.0.0/8 */
+            || (a >> 24) == 10                      /* 10.0.0.0/8 */
+            || (a >> 24) == 127                     /* 127.0.0.0/8 */
+            || (a & 0xffc00000) == 0x64400000       /* 100.64.0.0/10 */
+            || (a & 0xffff0000) == 0xa9fe0000       /* 169.254.0.0/16 */
+            || (a & 0xfff00000) == 0xac100000       /* 172.16.0.0/12 */
+            || (a & 0xffff0000) == 0xc0a80000       /* 192.168.0.0/16 */
+            || (a & 0xffffff00) == 0xc0000000       /* 192.0.0.0/24 */
+            || (a >> 28) >= 0xe)                    /* multicast, 240/4 */
+        {
+            return NGX_DECLINED;
+        }
+
+        return NGX_OK;
+
+#if (NGX_HAVE_INET6)
+    case AF_INET6:
+        sin6 = (struct sockaddr_in6 *) sa;
+        a6 = sin6->sin6_addr.s6_addr;
+
+        for (n = 0; n < 10 && a6[n] == 0; n++) { /* void */ }
+
+        if (n == 10) {
+            /* ::, ::1, ::a.b.c.d and ::ffff:a.b.c.d */
+            return NGX_DECLINED;
+        }
+
+        if ((a6[0] == 0xfe && (a6[1] & 0xc0) == 0x80)   /* fe80::/10 */
+            || (a6[0] & 0xfe) == 0xfc                   /* fc00::/7 */
+            || a6[0] == 0xff)                           /* ff00::/8 */
+        {
+            return NGX_DECLINED;
+        }
+
+        return NGX_OK;
+#endif
+
+    default:
+        return NGX_DECLINED;
+    }
+}
