@@ -13,10 +13,10 @@
 /*
  * A URL an upstream names (a redirect's Location, a token realm) is
  * untrusted: https only (unless registry_redirect_http), and the address
- * its host resolves to, with nginx's resolver, must not be loopback,
- * private, link-local, unspecified, multicast or IPv4-mapped IPv6 unless
- * registry_redirect_allow names it; every address a name resolves to is
- * checked.  The request then goes
+ * its host resolves to, with nginx's resolver, must not be in a special
+ * range (loopback, private, link-local, documentation, translation and
+ * tunnel prefixes that embed one...) unless registry_redirect_allow names
+ * it; every address a name resolves to is checked.  The request then goes
  * to the checked address itself, with the URL's name as Host and TLS name,
  * so that nothing resolves the name again between the check and the
  * connection.
@@ -30,6 +30,7 @@ static ngx_int_t ngx_http_registry_target_addr(ngx_http_request_t *r,
     ngx_http_registry_target_t *t, struct sockaddr *sa, socklen_t socklen);
 static ngx_int_t ngx_http_registry_target_url(ngx_http_request_t *r,
     ngx_http_registry_target_t *t);
+static ngx_int_t ngx_http_registry_ipv4_special(in_addr_t a);
 
 
 /*
@@ -435,15 +436,19 @@ ngx_http_registry_target_cleanup(void *data)
 
 
 /*
- * Loopback, private, shared (CGNAT), link-local, unspecified, multicast
- * and reserved IPv4; IPv6 loopback, unspecified, link-local, unique local,
- * multicast, and every IPv4-mapped or -compatible address.
+ * Refused unless the allow list names it: IPv4 "this network",
+ * loopback, private, shared (CGNAT), link-local, IETF protocol
+ * assignments, documentation, benchmarking, the 6to4 relay anycast,
+ * multicast and reserved; IPv6 unspecified, loopback, IPv4-compatible,
+ * -mapped and -translated (all of ::/8 but NAT64's 64:ff9b::/96),
+ * discard-only, Teredo, benchmarking, documentation, unique local,
+ * link-local, site-local and multicast.  NAT64 (64:ff9b::/96) and 6to4
+ * (2002::/16) addresses are checked on the IPv4 address they embed.
  */
 
 ngx_int_t
 ngx_http_registry_addr_allowed(struct sockaddr *sa, ngx_array_t *allow)
 {
-    in_addr_t             a;
     ngx_uint_t            i, n;
     ngx_cidr_t           *cidr;
     struct sockaddr_in   *sin;
@@ -496,38 +501,56 @@ ngx_http_registry_addr_allowed(struct sockaddr *sa, ngx_array_t *allow)
 
     case AF_INET:
         sin = (struct sockaddr_in *) sa;
-        a = ntohl(sin->sin_addr.s_addr);
 
-        if ((a >> 24) == 0                          /* 0.0.0.0/8 */
-            || (a >> 24) == 10                      /* 10.0.0.0/8 */
-            || (a >> 24) == 127                     /* 127.0.0.0/8 */
-            || (a & 0xffc00000) == 0x64400000       /* 100.64.0.0/10 */
-            || (a & 0xffff0000) == 0xa9fe0000       /* 169.254.0.0/16 */
-            || (a & 0xfff00000) == 0xac100000       /* 172.16.0.0/12 */
-            || (a & 0xffff0000) == 0xc0a80000       /* 192.168.0.0/16 */
-            || (a & 0xffffff00) == 0xc0000000       /* 192.0.0.0/24 */
-            || (a >> 28) >= 0xe)                    /* multicast, 240/4 */
-        {
-            return NGX_DECLINED;
-        }
-
-        return NGX_OK;
+        return ngx_http_registry_ipv4_special(ntohl(sin->sin_addr.s_addr));
 
 #if (NGX_HAVE_INET6)
     case AF_INET6:
         sin6 = (struct sockaddr_in6 *) sa;
         a6 = sin6->sin6_addr.s6_addr;
 
-        for (n = 0; n < 10 && a6[n] == 0; n++) { /* void */ }
+        if (a6[0] == 0x00 && a6[1] == 0x64 && a6[2] == 0xff
+            && a6[3] == 0x9b)
+        {
+            for (n = 4; n < 12 && a6[n] == 0; n++) { /* void */ }
 
-        if (n == 10) {
-            /* ::, ::1, ::a.b.c.d and ::ffff:a.b.c.d */
-            return NGX_DECLINED;
+            if (n < 12) {
+                return NGX_DECLINED;        /* 64:ff9b:1::/48 and others */
+            }
+
+            /* NAT64, 64:ff9b::/96: the IPv4 address in the last 4 bytes */
+
+            return ngx_http_registry_ipv4_special(
+                       ((in_addr_t) a6[12] << 24) | (a6[13] << 16)
+                       | (a6[14] << 8) | a6[15]);
         }
 
-        if ((a6[0] == 0xfe && (a6[1] & 0xc0) == 0x80)   /* fe80::/10 */
-            || (a6[0] & 0xfe) == 0xfc                   /* fc00::/7 */
-            || a6[0] == 0xff)                           /* ff00::/8 */
+        if (a6[0] == 0x20 && a6[1] == 0x02) {
+
+            /* 6to4, 2002::/16: the IPv4 address in bytes 2 to 5 */
+
+            return ngx_http_registry_ipv4_special(
+                       ((in_addr_t) a6[2] << 24) | (a6[3] << 16)
+                       | (a6[4] << 8) | a6[5]);
+        }
+
+        if (a6[0] == 0x00                                 /* ::/8 */
+            || (a6[0] == 0x01 && a6[1] == 0x00            /* 100::/64 */
+                && a6[2] == 0 && a6[3] == 0 && a6[4] == 0 && a6[5] == 0
+                && a6[6] == 0 && a6[7] == 0)
+            || (a6[0] == 0x20 && a6[1] == 0x01           /* 2001::/32 */
+                && a6[2] == 0x00 && a6[3] == 0x00)
+            || (a6[0] == 0x20 && a6[1] == 0x01           /* 2001:2::/48 */
+                && a6[2] == 0x00 && a6[3] == 0x02
+                && a6[4] == 0x00 && a6[5] == 0x00)
+            || (a6[0] == 0x20 && a6[1] == 0x01           /* 2001:db8::/32 */
+                && a6[2] == 0x0d && a6[3] == 0xb8)
+            || (a6[0] == 0x3f && a6[1] == 0xff           /* 3fff::/20 */
+                && (a6[2] & 0xf0) == 0)
+            || (a6[0] & 0xfe) == 0xfc                     /* fc00::/7 */
+            || (a6[0] == 0xfe && (a6[1] & 0xc0) == 0x80)  /* fe80::/10 */
+            || (a6[0] == 0xfe && (a6[1] & 0xc0) == 0xc0)  /* fec0::/10 */
+            || a6[0] == 0xff)                             /* ff00::/8 */
         {
             return NGX_DECLINED;
         }
@@ -538,4 +561,31 @@ ngx_http_registry_addr_allowed(struct sockaddr *sa, ngx_array_t *allow)
     default:
         return NGX_DECLINED;
     }
+}
+
+
+/* a in host byte order */
+
+static ngx_int_t
+ngx_http_registry_ipv4_special(in_addr_t a)
+{
+    if ((a >> 24) == 0                          /* 0.0.0.0/8 */
+        || (a >> 24) == 10                      /* 10.0.0.0/8 */
+        || (a & 0xffc00000) == 0x64400000       /* 100.64.0.0/10 */
+        || (a >> 24) == 127                     /* 127.0.0.0/8 */
+        || (a & 0xffff0000) == 0xa9fe0000       /* 169.254.0.0/16 */
+        || (a & 0xfff00000) == 0xac100000       /* 172.16.0.0/12 */
+        || (a & 0xffffff00) == 0xc0000000       /* 192.0.0.0/24 */
+        || (a & 0xffffff00) == 0xc0000200       /* 192.0.2.0/24 */
+        || (a & 0xffffff00) == 0xc0586300       /* 192.88.99.0/24 */
+        || (a & 0xffff0000) == 0xc0a80000       /* 192.168.0.0/16 */
+        || (a & 0xfffe0000) == 0xc6120000       /* 198.18.0.0/15 */
+        || (a & 0xffffff00) == 0xc6336400       /* 198.51.100.0/24 */
+        || (a & 0xffffff00) == 0xcb007100       /* 203.0.113.0/24 */
+        || (a >> 28) >= 0xe)                    /* multicast, 240/4 */
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
 }

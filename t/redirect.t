@@ -6,7 +6,9 @@
 # sees the redirect and the CDN never sees the upstream's Authorization.
 # Targets are checked on the address they resolve to: http, loopback
 # however spelled (a name, 127.0.0.1, 0.0.0.0, 2130706433,
-# [::ffff:127.0.0.1]) are refused unless registry_redirect_allow names the
+# [::ffff:127.0.0.1]) and the other special ranges (NAT64 and 6to4 on the
+# IPv4 address they embed, IPv4-translated, Teredo, benchmarking,
+# documentation) are refused unless registry_redirect_allow names the
 # range, at every hop of a bounded chain.
 
 use strict;
@@ -61,6 +63,20 @@ my $cdn = start_nginx(plain => 1, ports => [$cport], http => <<"EOF");
 EOF
 my $cdn_log = "$cdn->{dir}/cdn.log";
 
+# special addresses, as literals in Location
+my %literal = (
+    nat64 => '[64:ff9b::7f00:1]',           nat64p => '[64:ff9b::10.1.2.3]',
+    translated => '[::ffff:0:7f00:1]',      mappedp => '[::ffff:10.1.2.3]',
+    sixto4 => '[2002:7f00:1::1]',           sixto4p => '[2002:a01:203::1]',
+    teredo => '[2001:0:4136:e378:8000:63bf:3fff:fdd2]',
+    discard => '[100::1]',                  bench => '198.18.0.1',
+    bench2 => '198.19.255.254',             doc1 => '192.0.2.1',
+    doc2 => '198.51.100.7',                 doc3 => '203.0.113.9',
+);
+my $literals = join '', map {
+    "        location ~ \"^/v2/lit-$_/\" "
+    . "{ return 307 https://$literal{$_}:$cport/x; }\n" } sort keys %literal;
+
 # the registry, behind a front that redirects blobs as S3 and Docker Hub do
 my $fport = free_port();
 my $front = start_nginx(plain => 1, ports => [$fport], http => <<"EOF");
@@ -68,6 +84,7 @@ my $front = start_nginx(plain => 1, ports => [$fport], http => <<"EOF");
     server {
         listen 127.0.0.1:$fport;
         access_log \@DIR\@/front.log front;
+$literals
         location ~ "^/v2/ok/.*/blobs/(sha256:[0-9a-f]+)\$" {
             return 307 https://cdn.test:$cport/blobs/\$1;
         }
@@ -173,6 +190,18 @@ for my $repo ('ok', 'ip', 'zero', 'decimal', 'mapped') {
 like(slurp($ng_strict->{error_log}),
      qr/redirect to "cdn\.test" refused: it is 127\.0\.0\.1:$cport/,
      'the error log says which address was refused');
+is(scalar file_lines($cdn_log), $seen, 'the CDN saw none of them');
+
+# the special ranges, as address literals
+$seen = scalar file_lines($cdn_log);
+for my $repo (sort keys %literal) {
+    $r = http_get($strict_port, "/v2/lit-$repo/app/blobs/$cold");
+    is($r->{status}, 502, "$literal{$repo}: refused (502)");
+    is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... OCI body');
+    like(slurp($ng_strict->{error_log}),
+         qr/redirect to "\Q$literal{$repo}\E" refused: it is /,
+         '... for its address');
+}
 is(scalar file_lines($cdn_log), $seen, 'the CDN saw none of them');
 
 # a chain is checked at every hop: cdn.test (127.0.0.1, allowed) sends
