@@ -12,11 +12,11 @@
 
 /*
  * Upstream redirects (a blob on a CDN, everything on registry.k8s.io) are
- * followed by the mirror, never shown to the client.  A Location is
- * checked as an untrusted target (ngx_http_registry_target.c) at every
- * hop; the request goes to the checked address without the upstream's
- * Authorization, and what comes back is cached under the digest and
- * verified like any fill.
+ * followed by the mirror, never shown to the client.  A Location is made
+ * absolute against the URL of the request that got it, and checked as an
+ * untrusted target (ngx_http_registry_target.c) at every hop; the request
+ * goes to the checked address without the upstream's Authorization, and
+ * what comes back is cached under the digest and verified like any fill.
  */
 
 
@@ -45,7 +45,10 @@ static ngx_str_t  ngx_http_registry_redirect_uri =
 ngx_int_t
 ngx_http_registry_redirect(ngx_http_request_t *r)
 {
+    u_char                        *p;
     ngx_int_t                      rc;
+    ngx_str_t                      base;
+    ngx_http_registry_ctx_t       *ctx;
     ngx_http_registry_redirect_t  *st;
 
     st = ngx_http_registry_redirect_state(r, 1);
@@ -65,11 +68,30 @@ ngx_http_registry_redirect(ngx_http_request_t *r)
         return ngx_http_registry_redirect_fail(r, "redirect without Location");
     }
 
+    /* the first Location is relative to the registry's URL */
+
+    if (st->hops == 1) {
+        ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+        base.len = ctx->registry->upstream.len + ctx->uri.len;
+        base.data = ngx_pnalloc(r->pool, base.len);
+        if (base.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = ngx_cpymem(base.data, ctx->registry->upstream.data,
+                       ctx->registry->upstream.len);
+        ngx_memcpy(p, ctx->uri.data, ctx->uri.len);
+
+    } else {
+        base = st->target.absolute;
+    }
+
     st->target.what = "redirect to";
 
     rc = ngx_http_registry_target_parse(r, &st->target,
                                         &r->upstream->headers_in.location
-                                        ->value);
+                                        ->value, &base);
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

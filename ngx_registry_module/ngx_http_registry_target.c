@@ -23,8 +23,12 @@
  */
 
 
+static ngx_int_t ngx_http_registry_target_resolve(ngx_pool_t *pool,
+    ngx_str_t *ref, ngx_str_t *base, ngx_str_t *out);
 static ngx_int_t ngx_http_registry_target_split(ngx_pool_t *pool,
     ngx_http_registry_target_t *t, ngx_str_t *url);
+static size_t ngx_http_registry_dot_segments(u_char *path, size_t len,
+    u_char *out);
 static void ngx_http_registry_target_resolved(ngx_resolver_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_target_addr(ngx_http_request_t *r,
     ngx_http_registry_target_t *t, struct sockaddr *sa, socklen_t socklen);
@@ -34,34 +38,148 @@ static ngx_int_t ngx_http_registry_ipv4_special(in_addr_t a);
 
 
 /*
- * url, an absolute http(s) URL.  NGX_DECLINED and t->error when it is not
- * one the mirror can follow.
+ * ref, made absolute against base (the URL of the request that got it),
+ * or absolute already when base is NULL.  NGX_DECLINED and t->error when
+ * it is not an http(s) URL the mirror can follow.
  */
 
 ngx_int_t
 ngx_http_registry_target_parse(ngx_http_request_t *r,
-    ngx_http_registry_target_t *t, ngx_str_t *url)
+    ngx_http_registry_target_t *t, ngx_str_t *ref, ngx_str_t *base)
 {
     u_char     *p;
     ngx_int_t   rc;
-    ngx_str_t   u;
+    ngx_str_t   url;
 
-    /* a fragment is the client's business, never sent */
+    /* nothing of it may end up as a request line of its own */
 
-    u = *url;
-
-    p = ngx_strlchr(u.data, u.data + u.len, '#');
-    if (p) {
-        u.len = p - u.data;
+    for (p = ref->data; p < ref->data + ref->len; p++) {
+        if (*p <= ' ' || *p == 0x7f) {
+            t->error = "bad URL";
+            return NGX_DECLINED;
+        }
     }
 
-    rc = ngx_http_registry_target_split(r->pool, t, &u);
+    rc = ngx_http_registry_target_resolve(r->pool, ref, base, &url);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_registry_target_split(r->pool, t, &url);
+    }
 
     if (rc == NGX_DECLINED) {
         t->error = "bad URL";
     }
 
     return rc;
+}
+
+
+/* RFC 3986, section 5.2: a reference made absolute; the fragment dropped */
+
+static ngx_int_t
+ngx_http_registry_target_resolve(ngx_pool_t *pool, ngx_str_t *ref,
+    ngx_str_t *base, ngx_str_t *out)
+{
+    u_char      *p, *last, *authority, *path, *query;
+    size_t       keep;
+    ngx_str_t    rel;
+    ngx_uint_t   slash;
+
+    rel = *ref;
+
+    p = ngx_strlchr(rel.data, rel.data + rel.len, '#');
+    if (p) {
+        rel.len = p - rel.data;
+    }
+
+    /* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ":" */
+
+    for (p = rel.data; p < rel.data + rel.len; p++) {
+
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')) {
+            continue;
+        }
+
+        if (p > rel.data
+            && ((*p >= '0' && *p <= '9') || *p == '+' || *p == '-'
+                || *p == '.'))
+        {
+            continue;
+        }
+
+        break;
+    }
+
+    if (p > rel.data && p < rel.data + rel.len && *p == ':') {
+        *out = rel;
+        return NGX_OK;
+    }
+
+    if (base == NULL) {
+        return NGX_DECLINED;
+    }
+
+    /* the base: scheme "://" authority [ path ] [ "?" query ] */
+
+    last = base->data + base->len;
+
+    authority = ngx_strlcasestrn(base->data, last, (u_char *) "://", 3 - 1);
+    if (authority == NULL) {
+        return NGX_DECLINED;
+    }
+
+    authority += 3;
+
+    for (path = authority; path < last && *path != '/' && *path != '?';
+         path++)
+    {
+        /* void */
+    }
+
+    query = ngx_strlchr(path, last, '?');
+    if (query == NULL) {
+        query = last;
+    }
+
+    slash = 0;
+
+    if (rel.len >= 2 && rel.data[0] == '/' && rel.data[1] == '/') {
+        keep = authority - 2 - base->data;              /* "https:" */
+
+    } else if (rel.len == 0) {
+        keep = base->len;
+
+    } else if (rel.data[0] == '?') {
+        keep = query - base->data;
+
+    } else if (rel.data[0] == '/') {
+        keep = path - base->data;
+
+    } else {
+
+        /* a relative path replaces the base path's last segment */
+
+        for (p = query; p > path && p[-1] != '/'; p--) { /* void */ }
+
+        keep = p - base->data;
+        slash = (p == path);
+    }
+
+    out->len = keep + slash + rel.len;
+    out->data = ngx_pnalloc(pool, out->len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(out->data, base->data, keep);
+
+    if (slash) {
+        *p++ = '/';
+    }
+
+    ngx_memcpy(p, rel.data, rel.len);
+
+    return NGX_OK;
 }
 
 
@@ -157,21 +275,34 @@ ngx_http_registry_target_split(ngx_pool_t *pool,
         ngx_str_set(&t->scheme, "http://");
     }
 
-    /* the path, at least "/"; then the query */
+    /* the path without dot segments, at least "/"; then the query */
 
     t->uri.data = ngx_pnalloc(pool, 1 + (last - path));
     if (t->uri.data == NULL) {
         return NGX_ERROR;
     }
 
-    p = t->uri.data;
+    if (path < query && path[0] == '/') {
+        p = t->uri.data + ngx_http_registry_dot_segments(path, query - path,
+                                                         t->uri.data);
 
-    if (path == query) {
+    } else {
+        p = t->uri.data;
         *p++ = '/';
     }
 
-    p = ngx_cpymem(p, path, last - path);
+    p = ngx_cpymem(p, query, last - query);
     t->uri.len = p - t->uri.data;
+
+    t->absolute.len = t->scheme.len + t->host.len + t->uri.len;
+    t->absolute.data = ngx_pnalloc(pool, t->absolute.len);
+    if (t->absolute.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(t->absolute.data, t->scheme.data, t->scheme.len);
+    p = ngx_cpymem(p, t->host.data, t->host.len);
+    ngx_memcpy(p, t->uri.data, t->uri.len);
 
     t->url.len = 0;
     t->address.len = 0;
@@ -179,6 +310,66 @@ ngx_http_registry_target_split(ngx_pool_t *pool,
     t->error = NULL;
 
     return NGX_OK;
+}
+
+
+/*
+ * RFC 3986, section 5.2.4, for a path that starts with "/": out gets at
+ * most len bytes.
+ */
+
+static size_t
+ngx_http_registry_dot_segments(u_char *path, size_t len, u_char *out)
+{
+    u_char  *p, *last, *segment, *o;
+    size_t   n;
+
+    o = out;
+    last = path + len;
+
+    for (p = path; p < last; /* void */) {
+
+        /* p is at a "/" */
+
+        segment = p + 1;
+
+        p = ngx_strlchr(segment, last, '/');
+        if (p == NULL) {
+            p = last;
+        }
+
+        n = p - segment;
+
+        if (n == 1 && segment[0] == '.') {
+            if (p == last) {
+                *o++ = '/';
+            }
+
+            continue;
+        }
+
+        if (n == 2 && segment[0] == '.' && segment[1] == '.') {
+
+            /* back to the "/" before the last segment written */
+
+            while (o > out && *--o != '/') { /* void */ }
+
+            if (p == last) {
+                *o++ = '/';
+            }
+
+            continue;
+        }
+
+        *o++ = '/';
+        o = ngx_cpymem(o, segment, n);
+    }
+
+    if (o == out) {
+        *o++ = '/';
+    }
+
+    return o - out;
 }
 
 

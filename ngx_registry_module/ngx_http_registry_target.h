@@ -19,6 +19,7 @@ typedef struct {
     ngx_http_request_t           *request;
     char                         *what;      /* for the log */
     char                         *error;     /* why it was refused */
+    ngx_str_t                     absolute;  /* as named, made absolute */
     ngx_str_t                     url;       /* scheme://address:port/uri */
     ngx_str_t                     host;      /* Host: as named */
     ngx_str_t                     name;      /* TLS name */
@@ -37,7 +38,7 @@ typedef struct {
 
 
 ngx_int_t ngx_http_registry_target_parse(ngx_http_request_t *r,
-    ngx_http_registry_target_t *t, ngx_str_t *url);
+    ngx_http_registry_target_t *t, ngx_str_t *ref, ngx_str_t *base);
 ngx_int_t ngx_http_registry_target_check(ngx_http_request_t *r,
     ngx_http_registry_target_t *t);
 void ngx_http_registry_target_cleanup(void *data);

@@ -9,7 +9,8 @@
 # [::ffff:127.0.0.1]) and the other special ranges (NAT64 and 6to4 on the
 # IPv4 address they embed, IPv4-translated, Teredo, benchmarking,
 # documentation) are refused unless registry_redirect_allow names the
-# range, at every hop of a bounded chain.
+# range, at every hop of a bounded chain.  Relative Locations are made
+# absolute against the URL that got them.
 
 use strict;
 use warnings;
@@ -59,6 +60,18 @@ my $cdn = start_nginx(plain => 1, ports => [$cport], http => <<"EOF");
         }
         location = /loop { return 307 https://cdn.test:$cport/loop; }
         location = /hop { return 307 https://127.0.0.2:$cport/x; }
+
+        # relative Locations: a path with dot segments, an absolute path,
+        # scheme-relative ones
+        absolute_redirect off;
+        location ~ "^/a/b/(sha256:[0-9a-f]+)\$" { return 307 ../c/\$1; }
+        location ~ "^/a/c/(sha256:[0-9a-f]+)\$" { return 307 /blobs/\$1; }
+        location ~ "^/s/(sha256:[0-9a-f]+)\$" {
+            return 307 //cdn.test:$cport/blobs/\$1;
+        }
+        location ~ "^/r/(sha256:[0-9a-f]+)\$" {
+            return 307 //127.0.0.2:$cport/blobs/\$1;
+        }
     }
 EOF
 my $cdn_log = "$cdn->{dir}/cdn.log";
@@ -85,6 +98,18 @@ my $front = start_nginx(plain => 1, ports => [$fport], http => <<"EOF");
         listen 127.0.0.1:$fport;
         access_log \@DIR\@/front.log front;
 $literals
+        location ~ "^/v2/rel/.*/blobs/(sha256:[0-9a-f]+)\$" {
+            return 307 https://cdn.test:$cport/a/b/\$1;
+        }
+        location ~ "^/v2/schemerel/.*/blobs/(sha256:[0-9a-f]+)\$" {
+            return 307 https://cdn.test:$cport/s/\$1;
+        }
+        location ~ "^/v2/relbad/.*/blobs/(sha256:[0-9a-f]+)\$" {
+            return 307 https://cdn.test:$cport/r/\$1;
+        }
+        location ~ "^/v2/relfront/.*/blobs/(sha256:[0-9a-f]+)\$" {
+            return 307 ../../../ok/app/blobs/\$1;
+        }
         location ~ "^/v2/ok/.*/blobs/(sha256:[0-9a-f]+)\$" {
             return 307 https://cdn.test:$cport/blobs/\$1;
         }
@@ -130,6 +155,12 @@ my $strict_port = free_port();
 $strict =~ s/\@ALLOW\@//;
 my $ng_strict = start_nginx(ports => [$strict_port], http => $strict,
                             ca => $ca_bundle);
+
+my $http_port = free_port();
+(my $http = $mirror) =~ s/\@PORT\@/$http_port/;
+$http =~ s/\@ALLOW\@/registry_redirect_allow 127.0.0.1\/32; registry_redirect_http on;/;
+my $ng_http = start_nginx(ports => [$http_port], http => $http,
+                          ca => $ca_bundle);
 
 # --- followed, cached, verified ----------------------------------------------
 
@@ -223,6 +254,48 @@ like(slurp($ng->{error_log}), qr/digest mismatch .* expected \Q$wanted\E/,
      '... the mismatch is logged');
 ok(!grep({ /\Q$wanted\E/ } keys %{ cache_entries("$ng->{dir}/cache") }),
    '... nothing cached');
+
+# --- relative Locations ---------------------------------------------------
+
+# (blobs that mirror has not cached yet)
+my $other_seen = grep { m{^GET /blobs/\Q$other_blob\E } } file_lines($cdn_log);
+$r = http_get($port, "/v2/rel/app/blobs/$other_blob");
+is($r->{status}, 200, 'relative Locations followed: 200');
+is($r->{headers}{'x-registry-cache'}[0], 'MISS', '... filled');
+is('sha256:' . sha256_hex($r->{body}), $other_blob, '... the right bytes');
+is(at_least($other_seen + 1, sub { scalar grep { m{^GET /blobs/\Q$other_blob\E } }
+                                       file_lines($cdn_log) }),
+   $other_seen + 1,
+   '... "../c/<digest>" from /a/b/, then "/blobs/<digest>" from /a/c/');
+ok((grep { m{^GET /a/c/\Q$other_blob\E } } file_lines($cdn_log)),
+   '... by way of /a/c/');
+
+$r = http_get($http_port, "/v2/schemerel/app/blobs/$blob");
+is($r->{status}, 200, 'a scheme-relative Location followed: 200');
+is($r->{headers}{'x-registry-cache'}[0], 'MISS', '... filled');
+is('sha256:' . sha256_hex($r->{body}), $blob, '... the right bytes');
+
+$r = http_get($http_port, "/v2/relfront/app/blobs/$other_blob");
+is($r->{status}, 200,
+   'a relative Location against the registry URL and path: 200');
+is($r->{headers}{'x-registry-cache'}[0], 'MISS', '... filled');
+is('sha256:' . sha256_hex($r->{body}), $other_blob, '... the right bytes');
+ok(eventually(sub { grep { m{^GET /v2/ok/app/blobs/\Q$other_blob\E } }
+                   file_lines("$front->{dir}/front.log") }),
+   '... "../../../ok/app/blobs/<digest>" from /v2/relfront/app/blobs/');
+
+$seen = scalar file_lines($cdn_log);
+$r = http_get($port, "/v2/relbad/app/blobs/$cold");
+is($r->{status}, 502, 'a relative Location to a refused address: 502');
+is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... OCI body');
+like(slurp($ng->{error_log}),
+     qr/redirect to "127\.0\.0\.2" refused: it is 127\.0\.0\.2:$cport/,
+     '... refused for its address');
+my @cdn = file_lines($cdn_log);
+is(scalar(grep { m{^GET /blobs/} } @cdn[$seen .. $#cdn]), 0,
+   '... which was never contacted');
+$r = http_get($strict_port, "/v2/relfront/app/blobs/$cold");
+is($r->{status}, 502, 'a relative Location to the http registry, strict: 502');
 
 # skopeo through the mirror: manifest from the registry, blob via the CDN
 my $log = run_out('skopeo', '--insecure-policy', 'copy',
