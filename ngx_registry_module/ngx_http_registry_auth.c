@@ -525,6 +525,14 @@ ngx_http_registry_token_retry(ngx_http_request_t *r)
 {
     ngx_pool_cleanup_t  *cln;
 
+    if (!ngx_http_registry_redirects_left(r)) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: no internal redirects left for a retry");
+
+        return ngx_http_registry_deny(r, NGX_HTTP_BAD_GATEWAY, "UNAVAILABLE",
+                                      "too many internal redirects");
+    }
+
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

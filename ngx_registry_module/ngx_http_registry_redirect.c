@@ -64,6 +64,13 @@ ngx_http_registry_redirect(ngx_http_request_t *r)
         return ngx_http_registry_redirect_fail(r, "too many redirects");
     }
 
+    if (!ngx_http_registry_redirects_left(r)) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: no internal redirects left for hop %ui",
+                      st->hops);
+        return ngx_http_registry_redirect_fail(r, "too many redirects");
+    }
+
     if (r->upstream->headers_in.location == NULL) {
         return ngx_http_registry_redirect_fail(r, "redirect without Location");
     }

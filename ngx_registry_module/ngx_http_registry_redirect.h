@@ -14,9 +14,9 @@
 
 
 /*
- * Each hop costs two of nginx's ten internal redirects a request may make
- * (to the error location, then to /_registry/redirect); four hops leave
- * room for a token retry.
+ * At most this many hops; each costs two of nginx's ten internal
+ * redirects (to /_registry/redirect, then to the error location), and
+ * ngx_http_registry_redirects_left() may stop a chain sooner.
  */
 #define NGX_HTTP_REGISTRY_REDIRECTS_MAX  4
 

@@ -780,3 +780,18 @@ ngx_http_registry_ipv4_special(in_addr_t a)
 
     return NGX_OK;
 }
+
+
+/*
+ * Before a hop or a token retry, which each cost one of nginx's internal
+ * redirects: r->uri_changes counts down from 11, and the redirect that
+ * takes it to 0 fails with nginx's own 500 page, error pages included.
+ * What comes back from the hop may need an error page (one more), and the
+ * failover share stays untouched.
+ */
+
+ngx_uint_t
+ngx_http_registry_redirects_left(ngx_http_request_t *r)
+{
+    return r->uri_changes > 2 + NGX_HTTP_REGISTRY_FAILOVER_REDIRECTS;
+}

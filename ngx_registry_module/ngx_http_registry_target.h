@@ -13,6 +13,14 @@
 #include <ngx_http.h>
 
 
+/*
+ * Of nginx's ten internal redirects a request may make, the ones kept for
+ * region failover (a later step): a hop or a token retry is not started
+ * unless it, the error page after it and these still fit.
+ */
+#define NGX_HTTP_REGISTRY_FAILOVER_REDIRECTS  2
+
+
 /* a URL an upstream named: a redirect's Location or a token realm */
 
 typedef struct {
@@ -44,6 +52,7 @@ ngx_int_t ngx_http_registry_target_check(ngx_http_request_t *r,
 void ngx_http_registry_target_cleanup(void *data);
 ngx_int_t ngx_http_registry_addr_allowed(struct sockaddr *sa,
     ngx_array_t *allow);
+ngx_uint_t ngx_http_registry_redirects_left(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_REGISTRY_TARGET_H_INCLUDED_ */

@@ -10,7 +10,8 @@
 # IPv4 address they embed, IPv4-translated, Teredo, benchmarking,
 # documentation) are refused unless registry_redirect_allow names the
 # range, at every hop of a bounded chain.  Relative Locations are made
-# absolute against the URL that got them.
+# absolute against the URL that got them.  A chain with a token retry
+# ends in an OCI error however long it is, never in nginx's own page.
 
 use strict;
 use warnings;
@@ -109,6 +110,21 @@ $literals
         }
         location ~ "^/v2/relfront/.*/blobs/(sha256:[0-9a-f]+)\$" {
             return 307 ../../../ok/app/blobs/\$1;
+        }
+
+        # token auth on the registry's origin, then an endless chain
+        default_type application/json;
+        location = /token {
+            return 200 '{"token":"loop-token","expires_in":300}';
+        }
+        location ~ "^/v2/authloop/" {
+            if (\$http_authorization != "Bearer loop-token") {
+                add_header WWW-Authenticate
+                   'Bearer realm="http://127.0.0.1:$fport/token",service="x"'
+                   always;
+                return 401 '{"errors":[{"code":"UNAUTHORIZED"}]}';
+            }
+            return 307 https://cdn.test:$cport/loop;
         }
         location ~ "^/v2/ok/.*/blobs/(sha256:[0-9a-f]+)\$" {
             return 307 https://cdn.test:$cport/blobs/\$1;
@@ -311,5 +327,16 @@ is($r->{status}, 502, 'endless redirects: 502');
 like(slurp($ng->{error_log}), qr/too many redirects/, '... too many');
 my $loops = grep { m{^GET /loop } } file_lines($cdn_log);
 ok($loops >= 1 && $loops <= 5, "... after $loops hops on the CDN");
+
+# a token retry, then an endless chain: nginx's internal redirects run
+# short before the hops do
+$r = http_get($port, "/v2/authloop/app/blobs/$cold");
+is($r->{status}, 502, 'token retry and endless redirects: 502');
+is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... an OCI body');
+like($r->{headers}{'content-type'}[0], qr{^application/json},
+     '... JSON, not nginx\'s own page');
+ok(eventually(sub { grep { m{^GET /v2/authloop/\S+ \S+ "Bearer loop-token"$} }
+                   file_lines("$front->{dir}/front.log") }),
+   '... after the retry with the token');
 
 done_testing();
