@@ -298,6 +298,7 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
 {
     u_char                         *p;
     time_t                          expires_in;
+    ngx_int_t                       rc;
     ngx_str_t                       token, value;
     ngx_table_elt_t                *h;
     ngx_http_request_t             *sr;
@@ -345,6 +346,10 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
         case NGX_HTTP_PERMANENT_REDIRECT:
             return ngx_http_registry_redirect(r);
         }
+    }
+
+    if (ctx->token_target && ctx->token_sr == NULL) {
+        goto fetch;             /* the realm's address is being checked */
     }
 
     if (ctx->token_sr) {
@@ -476,6 +481,24 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
     p = ngx_cpymem(p, "scope=", 6);
     p = (u_char *) ngx_escape_uri(p, value.data, value.len, NGX_ESCAPE_ARGS);
     ctx->token_url.len = p - ctx->token_url.data;
+
+fetch:
+
+    rc = ngx_http_registry_realm(r, &ctx->token_url,
+                                 &ctx->registry->upstream, &ctx->token_target);
+
+    if (rc == NGX_AGAIN) {
+        return NGX_AGAIN;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_registry_deny(r, NGX_HTTP_BAD_GATEWAY, "UNAVAILABLE",
+                                      "upstream token realm refused");
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
     if (ps == NULL) {

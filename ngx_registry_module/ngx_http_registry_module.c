@@ -39,8 +39,6 @@ static ngx_int_t ngx_http_registry_counter_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_authorization_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_registry_main_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_token_auth_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_expected_digest(ngx_http_request_t *r,
@@ -224,8 +222,15 @@ static ngx_http_variable_t  ngx_http_registry_vars[] = {
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("registry_token_url"), NULL,
-      ngx_http_registry_main_variable,
-      offsetof(ngx_http_registry_ctx_t, token_url),
+      ngx_http_registry_realm_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_token_host"), NULL,
+      ngx_http_registry_realm_variable, 1,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_token_name"), NULL,
+      ngx_http_registry_realm_variable, 2,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("registry_token_authorization"), NULL,
@@ -1045,16 +1050,6 @@ ngx_http_registry_authorization_variable(ngx_http_request_t *r,
     ngx_http_registry_set_value(v, s);
 
     return NGX_OK;
-}
-
-
-/* a field of the main request's state, for the token subrequest */
-
-static ngx_int_t
-ngx_http_registry_main_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    return ngx_http_registry_variable(r->main, v, data);
 }
 
 

@@ -78,6 +78,7 @@ typedef struct {
     ngx_http_request_t        *token_sr;
     ngx_uint_t                 token_status;
     ngx_buf_t                 *token_body;
+    ngx_http_registry_target_t  *token_target;  /* the realm, checked */
     unsigned                   token_done:1;
     unsigned                   digest:1;    /* immutable content */
 } ngx_http_registry_ctx_t;

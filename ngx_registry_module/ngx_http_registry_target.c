@@ -795,3 +795,106 @@ ngx_http_registry_redirects_left(ngx_http_request_t *r)
 {
     return r->uri_changes > 2 + NGX_HTTP_REGISTRY_FAILOVER_REDIRECTS;
 }
+
+
+/*
+ * The token realm of an upstream's challenge, url with its arguments.  On
+ * the registry's own origin (scheme, host and port of its URL) it is
+ * trusted as the registry is, and fetched as named; anywhere else it is
+ * an untrusted target.  NGX_OK, NGX_AGAIN or NGX_DECLINED as
+ * ngx_http_registry_target_check() returns them; *tp holds the state.
+ */
+
+ngx_int_t
+ngx_http_registry_realm(ngx_http_request_t *r, ngx_str_t *url,
+    ngx_str_t *origin, ngx_http_registry_target_t **tp)
+{
+    ngx_int_t                    rc;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_registry_target_t  *t, reg;
+
+    t = *tp;
+
+    if (t == NULL) {
+        cln = ngx_pool_cleanup_add(r->pool,
+                                   sizeof(ngx_http_registry_target_t));
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
+
+        t = cln->data;
+        ngx_memzero(t, sizeof(ngx_http_registry_target_t));
+
+        cln->handler = ngx_http_registry_target_cleanup;
+
+        *tp = t;
+        t->what = "token realm";
+
+        rc = ngx_http_registry_target_parse(r, t, url, NULL);
+        if (rc != NGX_OK) {
+            goto failed;
+        }
+
+        ngx_memzero(&reg, sizeof(ngx_http_registry_target_t));
+
+        rc = ngx_http_registry_target_split(r->pool, &reg, origin);
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_OK
+            && reg.https == t->https
+            && reg.port == t->port
+            && reg.name.len == t->name.len
+            && ngx_strncasecmp(reg.name.data, t->name.data, t->name.len)
+               == 0)
+        {
+            t->url = *url;
+            return NGX_OK;
+        }
+    }
+
+    rc = ngx_http_registry_target_check(r, t);
+
+failed:
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: token realm \"%V\" not fetched: %s",
+                      url, t->error);
+    }
+
+    return rc;
+}
+
+
+/*
+ * In the token subrequest: $registry_token_url (data 0), the realm's
+ * checked address or, on the registry's origin, the realm itself;
+ * $registry_token_host (1) and $registry_token_name (2).
+ */
+
+ngx_int_t
+ngx_http_registry_realm_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                *s;
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_registry_module);
+
+    if (ctx == NULL || ctx->token_target == NULL
+        || ctx->token_target->url.len == 0)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = data == 0 ? &ctx->token_target->url
+                  : data == 1 ? &ctx->token_target->host
+                              : &ctx->token_target->name;
+
+    ngx_http_registry_set_value(v, s);
+
+    return NGX_OK;
+}
