@@ -56,10 +56,15 @@ static char *ngx_http_registry_redirect_allow(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_registry_add_variables(ngx_conf_t *cf);
 static void *ngx_http_registry_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_registry_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_registry_init(ngx_conf_t *cf);
+
+
+static ngx_conf_post_handler_pt  ngx_http_registry_node_id_post =
+    ngx_http_registry_node_id_check;
 
 
 static ngx_command_t  ngx_http_registry_commands[] = {
@@ -70,6 +75,13 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("registry_node_id"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_registry_main_conf_t, node_id),
+      &ngx_http_registry_node_id_post },
 
     { ngx_string("registry_alias"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE2,
@@ -150,7 +162,7 @@ static ngx_http_module_t  ngx_http_registry_module_ctx = {
     ngx_http_registry_init,                /* postconfiguration */
 
     ngx_http_registry_create_main_conf,    /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_registry_init_main_conf,      /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -249,6 +261,10 @@ static ngx_http_variable_t  ngx_http_registry_vars[] = {
       ngx_http_registry_redirect_variable, 2,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("registry_cdn_loop"), NULL,
+      ngx_http_registry_cdn_loop_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("registry_digest_mismatches"), NULL,
       ngx_http_registry_counter_variable,
       offsetof(ngx_http_registry_counters_t, digest_mismatches),
@@ -303,6 +319,17 @@ ngx_http_registry_handler(ngx_http_request_t *r)
 
     if (ngx_http_get_module_ctx(r, ngx_http_registry_module) != NULL) {
         return NGX_DECLINED;
+    }
+
+    /* first: a loop costs one request, whatever it asks for */
+
+    if (ngx_http_registry_loop_seen(r)) {
+        err.status = NGX_HTTP_REGISTRY_LOOP_DETECTED;
+        ngx_str_set(&err.code, "UNAVAILABLE");
+        ngx_str_set(&err.message, "request loop: this mirror has forwarded "
+                                  "this request already (CDN-Loop)");
+        ngx_str_set(&r->headers_out.status_line, "508 Loop Detected");
+        goto failed;
     }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -1442,6 +1469,21 @@ ngx_http_registry_create_main_conf(ngx_conf_t *cf)
     }
 
     return rmcf;
+}
+
+
+static char *
+ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_registry_main_conf_t *rmcf = conf;
+
+    if (rmcf->node_id.data == NULL
+        && ngx_http_registry_node_id(cf, &rmcf->node_id) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 

@@ -19,6 +19,7 @@
 #include "ngx_http_registry_auth.h"
 #include "ngx_http_registry_redirect.h"
 #include "ngx_http_registry_target.h"
+#include "ngx_http_registry_loop.h"
 
 
 /* one "registry" directive */
@@ -41,6 +42,7 @@ typedef struct {
 
 typedef struct {
     ngx_array_t                registries;  /* ngx_http_registry_t */
+    ngx_str_t                  node_id;     /* in CDN-Loop */
 } ngx_http_registry_main_conf_t;
 
 

@@ -5,8 +5,10 @@
 # as the registry is; anywhere else it is checked as a redirect target is:
 # https unless registry_redirect_http, every address it resolves to outside
 # the special ranges unless registry_redirect_allow names it, and fetched
-# from the checked address with the realm's name as Host and TLS name.  The
-# upstream here is a plain nginx answering as a hostile registry would.
+# from the checked address with the realm's name as Host and TLS name.  A
+# realm pointing back at the mirror costs one request (CDN-Loop), not a
+# flood.  The upstream here is a plain nginx answering as a hostile
+# registry would.
 
 use strict;
 use warnings;
@@ -31,7 +33,7 @@ my $cert = make_cert($ca, 'auth.test');
 my ($rport, $hport) = (free_port(), free_port());
 my $realm = start_nginx(plain => 1, ports => [$rport, $hport], http => <<"EOF");
     log_format realm '\$server_port \$request "\$http_host" '
-                     '"\$ssl_server_name"';
+                     '"\$ssl_server_name" "\$http_cdn_loop"';
     server {
         listen 127.0.0.1:$rport ssl;
         listen 127.0.0.1:$hport;
@@ -160,8 +162,8 @@ my @seen;
 ok(eventually(sub { @seen = file_lines($realm_log) }),
    '... the token service was asked');
 like($seen[0] // '',
-     qr/^$rport GET \/token\?\S+ HTTP\/1\.1 "auth\.test:$rport" "auth\.test"$/,
-     '... with the realm\'s name as Host and TLS name');
+     qr/^$rport GET \/token\?\S+ HTTP\/1\.1 "auth\.test:$rport" "auth\.test" "[^"-][^"]*"$/,
+     '... with the realm\'s name as Host and TLS name, and a CDN-Loop');
 
 $r = tags($oport, 'other');
 is($r->{status}, 200, 'http realm on loopback, allowed with http: 200');
@@ -174,5 +176,12 @@ ok(eventually(sub { grep { /^$hport GET \/token\?\S+ HTTP\/1\.1 "127\.0\.0\.1:$h
 is(scalar self_requests(), 0, 'nothing asked the mirror for the self realm yet');
 oci_error(tags($sport, 'self'), 502, 'realm on the mirror itself, strict');
 is(scalar self_requests(), 0, '... refused before any request to the mirror');
+
+oci_error(tags($oport, 'self'), 502,
+          'realm on the mirror itself, loopback and http allowed');
+is(at_least(1, sub { scalar self_requests() }), 1,
+   '... one mirror-to-mirror request');
+ok((grep { m{ HTTP/1\.1" 508 } } self_requests()),
+   '... refused there as a loop (508)');
 
 done_testing();
