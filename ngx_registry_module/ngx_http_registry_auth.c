@@ -298,6 +298,7 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
 {
     u_char                         *p;
     time_t                          expires_in;
+    ngx_int_t                       rc;
     ngx_str_t                       token, value;
     ngx_table_elt_t                *h;
     ngx_http_request_t             *sr;
@@ -367,6 +368,10 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
         case NGX_HTTP_PERMANENT_REDIRECT:
             return ngx_http_registry_redirect(r);
         }
+    }
+
+    if (ctx->token_target && ctx->token_sr == NULL) {
+        goto fetch;             /* the realm's address is being checked */
     }
 
     if (ctx->token_sr) {
@@ -499,6 +504,24 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
     p = (u_char *) ngx_escape_uri(p, value.data, value.len, NGX_ESCAPE_ARGS);
     ctx->token_url.len = p - ctx->token_url.data;
 
+fetch:
+
+    rc = ngx_http_registry_realm(r, &ctx->token_url,
+                                 &ctx->registry->upstream, &ctx->token_target);
+
+    if (rc == NGX_AGAIN) {
+        return NGX_AGAIN;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_registry_deny(r, NGX_HTTP_BAD_GATEWAY, "UNAVAILABLE",
+                                      "upstream token realm refused");
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
     if (ps == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -546,6 +569,14 @@ static ngx_int_t
 ngx_http_registry_token_retry(ngx_http_request_t *r)
 {
     ngx_pool_cleanup_t  *cln;
+
+    if (!ngx_http_registry_redirects_left(r)) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: no internal redirects left for a retry");
+
+        return ngx_http_registry_deny(r, NGX_HTTP_BAD_GATEWAY, "UNAVAILABLE",
+                                      "too many internal redirects");
+    }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {

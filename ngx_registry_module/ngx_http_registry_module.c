@@ -44,8 +44,6 @@ static ngx_int_t ngx_http_registry_authorization_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_client_credentials_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_registry_main_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_token_auth_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_expected_digest(ngx_http_request_t *r,
@@ -63,10 +61,15 @@ static char *ngx_http_registry_redirect_allow(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_registry_add_variables(ngx_conf_t *cf);
 static void *ngx_http_registry_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_registry_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_registry_init(ngx_conf_t *cf);
+
+
+static ngx_conf_post_handler_pt  ngx_http_registry_node_id_post =
+    ngx_http_registry_node_id_check;
 
 
 static ngx_command_t  ngx_http_registry_commands[] = {
@@ -77,6 +80,13 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("registry_node_id"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_registry_main_conf_t, node_id),
+      &ngx_http_registry_node_id_post },
 
     { ngx_string("registry_alias"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE2,
@@ -164,7 +174,7 @@ static ngx_http_module_t  ngx_http_registry_module_ctx = {
     ngx_http_registry_init,                /* postconfiguration */
 
     ngx_http_registry_create_main_conf,    /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_registry_init_main_conf,      /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -240,8 +250,15 @@ static ngx_http_variable_t  ngx_http_registry_vars[] = {
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("registry_token_url"), NULL,
-      ngx_http_registry_main_variable,
-      offsetof(ngx_http_registry_ctx_t, token_url),
+      ngx_http_registry_realm_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_token_host"), NULL,
+      ngx_http_registry_realm_variable, 1,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_token_name"), NULL,
+      ngx_http_registry_realm_variable, 2,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("registry_token_authorization"), NULL,
@@ -258,6 +275,10 @@ static ngx_http_variable_t  ngx_http_registry_vars[] = {
 
     { ngx_string("registry_redirect_name"), NULL,
       ngx_http_registry_redirect_variable, 2,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_cdn_loop"), NULL,
+      ngx_http_registry_cdn_loop_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("registry_digest_mismatches"), NULL,
@@ -313,6 +334,16 @@ ngx_http_registry_handler(ngx_http_request_t *r)
 
     if (ngx_http_get_module_ctx(r, ngx_http_registry_module) != NULL) {
         return NGX_DECLINED;
+    }
+
+    /* first: a loop costs one request, whatever it asks for */
+
+    if (ngx_http_registry_loop_seen(r)) {
+        err.status = NGX_HTTP_REGISTRY_LOOP_DETECTED;
+        ngx_str_set(&err.code, "UNAVAILABLE");
+        ngx_str_set(&err.message, "request loop: this mirror has forwarded "
+                                  "this request already (CDN-Loop)");
+        goto failed;
     }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -742,6 +773,12 @@ ngx_http_registry_send_error(ngx_http_request_t *r,
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+    }
+
+    /* nginx knows no reason phrase for 508 */
+
+    if (err->status == NGX_HTTP_REGISTRY_LOOP_DETECTED) {
+        ngx_str_set(&r->headers_out.status_line, "508 Loop Detected");
     }
 
     return ngx_http_registry_send(r, err->status, &body);
@@ -1190,16 +1227,6 @@ ngx_http_registry_client_credentials_variable(ngx_http_request_t *r,
 }
 
 
-/* a field of the main request's state, for the token subrequest */
-
-static ngx_int_t
-ngx_http_registry_main_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    return ngx_http_registry_variable(r->main, v, data);
-}
-
-
 static ngx_int_t
 ngx_http_registry_token_auth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
@@ -1591,6 +1618,21 @@ ngx_http_registry_create_main_conf(ngx_conf_t *cf)
     }
 
     return rmcf;
+}
+
+
+static char *
+ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_registry_main_conf_t *rmcf = conf;
+
+    if (rmcf->node_id.data == NULL
+        && ngx_http_registry_node_id(cf, &rmcf->node_id) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 

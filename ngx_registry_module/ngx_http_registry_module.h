@@ -20,6 +20,8 @@
 #include "ngx_http_registry_redirect.h"
 #include "ngx_http_registry_json.h"
 #include "ngx_http_registry_manifest.h"
+#include "ngx_http_registry_target.h"
+#include "ngx_http_registry_loop.h"
 
 
 /* one "registry" directive */
@@ -42,6 +44,7 @@ typedef struct {
 
 typedef struct {
     ngx_array_t                registries;  /* ngx_http_registry_t */
+    ngx_str_t                  node_id;     /* in CDN-Loop */
 } ngx_http_registry_main_conf_t;
 
 
@@ -80,6 +83,7 @@ typedef struct {
     ngx_http_request_t        *token_sr;
     ngx_uint_t                 token_status;
     ngx_buf_t                 *token_body;
+    ngx_http_registry_target_t  *token_target;  /* the realm, checked */
     ngx_http_registry_error_t  answer;      /* without a registry: the
                                                mirror's own answer */
     ngx_uint_t                 error_status;  /* what sent it to the

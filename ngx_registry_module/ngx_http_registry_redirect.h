@@ -14,16 +14,14 @@
 
 
 /*
- * Each hop costs two of nginx's ten internal redirects a request may make
- * (to the error location, then to /_registry/redirect); four hops leave
- * room for a token retry.
+ * At most this many hops; each costs two of nginx's ten internal
+ * redirects (to /_registry/redirect, then to the error location), and
+ * ngx_http_registry_redirects_left() may stop a chain sooner.
  */
 #define NGX_HTTP_REGISTRY_REDIRECTS_MAX  4
 
 
 ngx_int_t ngx_http_registry_redirect(ngx_http_request_t *r);
-ngx_int_t ngx_http_registry_addr_allowed(struct sockaddr *sa,
-    ngx_array_t *allow);
 ngx_int_t ngx_http_registry_redirect_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 

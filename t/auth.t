@@ -8,7 +8,9 @@
 # credentials, keeps it in shared memory for every worker and across
 # reloads, and fetches only when a request must go upstream.  A refusal
 # after a fresh token is answered 403 DENIED, without the challenge.
-# Credentials come from a file and never reach a client or a log.
+# Credentials come from a file and never reach a client or a log.  The
+# token server is on another origin than the registry (as Docker Hub's
+# is), on loopback and http: the mirrors' configs allow that.
 
 use strict;
 use warnings;
@@ -88,6 +90,8 @@ my $ng = start_nginx(ports => [$port], http => <<"EOF");
     log_format full '\$status \$request "\$http_authorization" '
                     '"\$sent_http_www_authenticate"';
     access_log \@DIR\@/full.log full;
+    registry_redirect_allow 127.0.0.1/32;
+    registry_redirect_http on;
     registry docker.io $reg->{url};
     registry account.test http://127.0.0.1:$fport
                           credentials=$d/mirror.credentials;
@@ -196,6 +200,8 @@ my $tls_port = free_port();
 start_nginx(ports => [$tls_port], ca => slurp($SYSTEM_CA) . slurp($ca->{crt}),
             http => <<"EOF");
     upstream tls-token.test { server 127.0.0.1:$treg->{port}; }
+    registry_redirect_allow 127.0.0.1/32;
+    registry_redirect_http on;
     registry tls-token.test https://tls-token.test;
     server {
         listen 127.0.0.1:$tls_port;

@@ -6,8 +6,12 @@
 # sees the redirect and the CDN never sees the upstream's Authorization.
 # Targets are checked on the address they resolve to: http, loopback
 # however spelled (a name, 127.0.0.1, 0.0.0.0, 2130706433,
-# [::ffff:127.0.0.1]) are refused unless registry_redirect_allow names the
-# range, at every hop of a bounded chain.
+# [::ffff:127.0.0.1]) and the other special ranges (NAT64 and 6to4 on the
+# IPv4 address they embed, IPv4-translated, Teredo, benchmarking,
+# documentation) are refused unless registry_redirect_allow names the
+# range, at every hop of a bounded chain.  Relative Locations are made
+# absolute against the URL that got them.  A chain with a token retry
+# ends in an OCI error however long it is, never in nginx's own page.
 
 use strict;
 use warnings;
@@ -61,9 +65,35 @@ my $cdn = start_nginx(plain => 1, ports => [$cport], http => <<"EOF");
         }
         location = /loop { return 307 https://cdn.test:$cport/loop; }
         location = /hop { return 307 https://127.0.0.2:$cport/x; }
+
+        # relative Locations: a path with dot segments, an absolute path,
+        # scheme-relative ones
+        absolute_redirect off;
+        location ~ "^/a/b/(sha256:[0-9a-f]+)\$" { return 307 ../c/\$1; }
+        location ~ "^/a/c/(sha256:[0-9a-f]+)\$" { return 307 /blobs/\$1; }
+        location ~ "^/s/(sha256:[0-9a-f]+)\$" {
+            return 307 //cdn.test:$cport/blobs/\$1;
+        }
+        location ~ "^/r/(sha256:[0-9a-f]+)\$" {
+            return 307 //127.0.0.2:$cport/blobs/\$1;
+        }
     }
 EOF
 my $cdn_log = "$cdn->{dir}/cdn.log";
+
+# special addresses, as literals in Location
+my %literal = (
+    nat64 => '[64:ff9b::7f00:1]',           nat64p => '[64:ff9b::10.1.2.3]',
+    translated => '[::ffff:0:7f00:1]',      mappedp => '[::ffff:10.1.2.3]',
+    sixto4 => '[2002:7f00:1::1]',           sixto4p => '[2002:a01:203::1]',
+    teredo => '[2001:0:4136:e378:8000:63bf:3fff:fdd2]',
+    discard => '[100::1]',                  bench => '198.18.0.1',
+    bench2 => '198.19.255.254',             doc1 => '192.0.2.1',
+    doc2 => '198.51.100.7',                 doc3 => '203.0.113.9',
+);
+my $literals = join '', map {
+    "        location ~ \"^/v2/lit-$_/\" "
+    . "{ return 307 https://$literal{$_}:$cport/x; }\n" } sort keys %literal;
 
 # the registry, behind a front that redirects blobs as S3 and Docker Hub do
 my $fport = free_port();
@@ -72,6 +102,34 @@ my $front = start_nginx(plain => 1, ports => [$fport], http => <<"EOF");
     server {
         listen 127.0.0.1:$fport;
         access_log \@DIR\@/front.log front;
+$literals
+        location ~ "^/v2/rel/.*/blobs/(sha256:[0-9a-f]+)\$" {
+            return 307 https://cdn.test:$cport/a/b/\$1;
+        }
+        location ~ "^/v2/schemerel/.*/blobs/(sha256:[0-9a-f]+)\$" {
+            return 307 https://cdn.test:$cport/s/\$1;
+        }
+        location ~ "^/v2/relbad/.*/blobs/(sha256:[0-9a-f]+)\$" {
+            return 307 https://cdn.test:$cport/r/\$1;
+        }
+        location ~ "^/v2/relfront/.*/blobs/(sha256:[0-9a-f]+)\$" {
+            return 307 ../../../ok/app/blobs/\$1;
+        }
+
+        # token auth on the registry's origin, then an endless chain
+        default_type application/json;
+        location = /token {
+            return 200 '{"token":"loop-token","expires_in":300}';
+        }
+        location ~ "^/v2/authloop/" {
+            if (\$http_authorization != "Bearer loop-token") {
+                add_header WWW-Authenticate
+                   'Bearer realm="http://127.0.0.1:$fport/token",service="x"'
+                   always;
+                return 401 '{"errors":[{"code":"UNAUTHORIZED"}]}';
+            }
+            return 307 https://cdn.test:$cport/loop;
+        }
         location ~ "^/v2/ok/.*/blobs/(sha256:[0-9a-f]+)\$" {
             return 307 https://cdn.test:$cport/blobs/\$1;
         }
@@ -117,6 +175,12 @@ my $strict_port = free_port();
 $strict =~ s/\@ALLOW\@//;
 my $ng_strict = start_nginx(ports => [$strict_port], http => $strict,
                             ca => $ca_bundle);
+
+my $http_port = free_port();
+(my $http = $mirror) =~ s/\@PORT\@/$http_port/;
+$http =~ s/\@ALLOW\@/registry_redirect_allow 127.0.0.1\/32; registry_redirect_http on;/;
+my $ng_http = start_nginx(ports => [$http_port], http => $http,
+                          ca => $ca_bundle);
 
 # --- followed, cached, verified ----------------------------------------------
 
@@ -180,6 +244,18 @@ like(slurp($ng_strict->{error_log}),
      'the error log says which address was refused');
 is(scalar file_lines($cdn_log), $seen, 'the CDN saw none of them');
 
+# the special ranges, as address literals
+$seen = scalar file_lines($cdn_log);
+for my $repo (sort keys %literal) {
+    $r = http_get($strict_port, "/v2/lit-$repo/app/blobs/$cold");
+    is($r->{status}, 502, "$literal{$repo}: refused (502)");
+    is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... OCI body');
+    like(slurp($ng_strict->{error_log}),
+         qr/redirect to "\Q$literal{$repo}\E" refused: it is /,
+         '... for its address');
+}
+is(scalar file_lines($cdn_log), $seen, 'the CDN saw none of them');
+
 # a chain is checked at every hop: cdn.test (127.0.0.1, allowed) sends
 # on to 127.0.0.2, which is not
 $seen = scalar file_lines($cdn_log);
@@ -200,6 +276,48 @@ like(slurp($ng->{error_log}), qr/digest mismatch .* expected \Q$wanted\E/,
 ok(!grep({ /\Q$wanted\E/ } keys %{ cache_entries("$ng->{dir}/cache") }),
    '... nothing cached');
 
+# --- relative Locations ---------------------------------------------------
+
+# (blobs that mirror has not cached yet)
+my $other_seen = grep { m{^GET /blobs/\Q$other_blob\E } } file_lines($cdn_log);
+$r = http_get($port, "/v2/rel/app/blobs/$other_blob");
+is($r->{status}, 200, 'relative Locations followed: 200');
+is($r->{headers}{'x-registry-cache'}[0], 'MISS', '... filled');
+is('sha256:' . sha256_hex($r->{body}), $other_blob, '... the right bytes');
+is(at_least($other_seen + 1, sub { scalar grep { m{^GET /blobs/\Q$other_blob\E } }
+                                       file_lines($cdn_log) }),
+   $other_seen + 1,
+   '... "../c/<digest>" from /a/b/, then "/blobs/<digest>" from /a/c/');
+ok((grep { m{^GET /a/c/\Q$other_blob\E } } file_lines($cdn_log)),
+   '... by way of /a/c/');
+
+$r = http_get($http_port, "/v2/schemerel/app/blobs/$blob");
+is($r->{status}, 200, 'a scheme-relative Location followed: 200');
+is($r->{headers}{'x-registry-cache'}[0], 'MISS', '... filled');
+is('sha256:' . sha256_hex($r->{body}), $blob, '... the right bytes');
+
+$r = http_get($http_port, "/v2/relfront/app/blobs/$other_blob");
+is($r->{status}, 200,
+   'a relative Location against the registry URL and path: 200');
+is($r->{headers}{'x-registry-cache'}[0], 'MISS', '... filled');
+is('sha256:' . sha256_hex($r->{body}), $other_blob, '... the right bytes');
+ok(eventually(sub { grep { m{^GET /v2/ok/app/blobs/\Q$other_blob\E } }
+                   file_lines("$front->{dir}/front.log") }),
+   '... "../../../ok/app/blobs/<digest>" from /v2/relfront/app/blobs/');
+
+$seen = scalar file_lines($cdn_log);
+$r = http_get($port, "/v2/relbad/app/blobs/$cold");
+is($r->{status}, 502, 'a relative Location to a refused address: 502');
+is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... OCI body');
+like(slurp($ng->{error_log}),
+     qr/redirect to "127\.0\.0\.2" refused: it is 127\.0\.0\.2:$cport/,
+     '... refused for its address');
+my @cdn = file_lines($cdn_log);
+is(scalar(grep { m{^GET /blobs/} } @cdn[$seen .. $#cdn]), 0,
+   '... which was never contacted');
+$r = http_get($strict_port, "/v2/relfront/app/blobs/$cold");
+is($r->{status}, 502, 'a relative Location to the http registry, strict: 502');
+
 # skopeo through the mirror: manifest from the registry, blob via the CDN
 my $log = run_out('skopeo', '--insecure-policy', 'copy',
                   '--src-tls-verify=false',
@@ -214,5 +332,16 @@ is($r->{status}, 502, 'endless redirects: 502');
 like(slurp($ng->{error_log}), qr/too many redirects/, '... too many');
 my $loops = grep { m{^GET /loop } } file_lines($cdn_log);
 ok($loops >= 1 && $loops <= 5, "... after $loops hops on the CDN");
+
+# a token retry, then an endless chain: nginx's internal redirects run
+# short before the hops do
+$r = http_get($port, "/v2/authloop/app/blobs/$cold");
+is($r->{status}, 502, 'token retry and endless redirects: 502');
+is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... an OCI body');
+like($r->{headers}{'content-type'}[0], qr{^application/json},
+     '... JSON, not nginx\'s own page');
+ok(eventually(sub { grep { m{^GET /v2/authloop/\S+ \S+ "Bearer loop-token"$} }
+                   file_lines("$front->{dir}/front.log") }),
+   '... after the retry with the token');
 
 done_testing();

@@ -3,7 +3,10 @@
 # Routing: path prefix, containerd's ?ns=, host alias and default registry,
 # in that order of precedence; Docker Hub's "library/"; a registry URL with
 # a path prefix (a mirror in front of a mirror); registries that are not
-# configured are refused and never contacted.
+# configured are refused and never contacted.  Loops: every request sent
+# upstream carries CDN-Loop with the client's values and the node's id; a
+# mirror in front of itself is refused after one hop (508), one in front
+# of another mirror works.
 
 use strict;
 use warnings;
@@ -27,12 +30,12 @@ ok($dig_a && $dig_b && $dig_a ne $dig_b, 'two upstreams, two digests');
 
 my $port = free_port();
 my $ng = start_nginx(ports => [$port, "127.0.0.2:$port"], http => <<"EOF");
-    log_format up '\$upstream_addr \$request';
+    log_format up '\$upstream_addr \$request "\$http_cdn_loop"';
     access_log \@DIR\@/up.log up;
 
     registry docker.io  $hub->{url};
     registry ghcr.io    $gh->{url};
-    registry chained.io http://127.0.0.1:$port/docker.io;
+    registry loop.io    http://127.0.0.1:$port/loop.io;
 
     server {
         listen 127.0.0.1:$port;
@@ -100,12 +103,64 @@ ok(!$d, 'upper case in name refused even with ns');
 ($d) = digest_of('/v2/org/app/manifests/1.0?ns=GHCR.io');
 is($d, $dig_b, 'registry names match without regard to case');
 
-# a registry URL with a path prefix: this mirror in front of itself
-($d) = digest_of('/v2/chained.io/library/app/manifests/1.0');
-is($d, $dig_a, 'registry URL with a path prefix');
-ok(eventually(sub { grep { m{ GET /v2/docker\.io/library/app/manifests/1\.0 } }
+# a registry URL with a path prefix: another mirror in front of this one
+my $fport = free_port();
+start_nginx(ports => [$fport], http => <<"EOF2");
+    registry_node_id mirror-b;
+    registry chained.io http://127.0.0.1:$port/docker.io;
+    server {
+        listen 127.0.0.1:$fport;
+        registry_default chained.io;
+        include $ROOT/registry_params;
+    }
+EOF2
+
+sub front_get {
+    my ($path, @h) = @_;
+    return http_get($fport, $path, headers => [@oci, @h]);
+}
+
+$r = front_get('/v2/chained.io/library/app/manifests/1.0');
+is($r->{headers}{'docker-content-digest'}[0], $dig_a,
+   'registry URL with a path prefix: a mirror in front of another');
+ok(eventually(sub { grep { m{ GET /v2/docker\.io/library/app/manifests/1\.0 .*"mirror-b"$} }
                    file_lines("$ng->{dir}/up.log") }),
-   'prefix inserted after /v2/');
+   'prefix inserted after /v2/, CDN-Loop with the front mirror\'s id');
+
+$r = front_get('/v2/library/app/tags/list', 'CDN-Loop: foo, bar;x=1');
+is($r->{status}, 200, 'a client\'s own CDN-Loop: passed');
+ok(eventually(sub { grep { m{ GET /v2/docker\.io/library/app/tags/list .*"foo, bar;x=1, mirror-b"$} }
+                   file_lines("$ng->{dir}/up.log") }),
+   '... on upstream, with the id after it');
+
+$r = front_get('/v2/library/app/manifests/1.0',
+               'CDN-Loop: x;p="mirror-b, y"');
+is($r->{status}, 200, 'the id inside a quoted parameter: not a loop');
+
+# (tags nothing has cached, so that anything let through goes upstream)
+my $seen = () = file_lines("$ng->{dir}/up.log");
+my $i = 0;
+for my $loop ('mirror-b', 'other, MIRROR-B;p=1', 'a, b', 'a, mirror-b')
+{
+    my @h = $loop eq 'a, b' ? ('CDN-Loop: a', 'CDN-Loop: mirror-b')
+                             : ("CDN-Loop: $loop");
+    $r = front_get('/v2/library/app/manifests/loop-' . ++$i, @h);
+    is($r->{status}, 508, join('; ', @h) . ": 508, this node's id");
+    is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... OCI body');
+}
+$r = front_get('/v2/', 'CDN-Loop: mirror-b');
+is($r->{status}, 508, '... before anything else, even /v2/');
+is(scalar(() = file_lines("$ng->{dir}/up.log")), $seen,
+   '... and nothing went upstream');
+
+# this mirror in front of itself: refused at the second visit
+$seen = grep { m{ GET /v2/loop\.io/} } file_lines("$ng->{dir}/up.log");
+$r = http_get($port, '/v2/loop.io/library/app/manifests/1.0', headers => \@oci);
+is($r->{status}, 508, 'a mirror in front of itself: 508');
+is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... OCI body');
+is(at_least($seen + 2, sub { scalar grep { m{ GET /v2/loop\.io/} }
+                             file_lines("$ng->{dir}/up.log") }),
+   $seen + 2, '... after one hop: the request and its one copy');
 
 # unknown registries: 404 NAME_UNKNOWN, nothing contacted
 my @before = (scalar registry_requests($hub), scalar registry_requests($gh));
@@ -150,7 +205,9 @@ for my $case (['registry_default nowhere.io;', 'registry_default'],
               ['registry_alias x.example nowhere.io;', 'registry_alias'],
               ['', 'invalid registry URL', 'registry q.io ftp://x;'],
               ['', 'is duplicate',
-               "registry docker.io $hub->{url};"])
+               "registry docker.io $hub->{url};"],
+              ['', 'must be a token', 'registry_node_id "a b";'],
+              ['', 'must be a token', 'registry_node_id a,b;'])
 {
     my ($srv, $want, $http) = @$case;
     $http //= '';
