@@ -10,46 +10,6 @@
 #include "ngx_http_registry_module.h"
 
 
-/*
- * Upstream tokens, shared by all workers and kept across reloads: an
- * rbtree of "<registry> <scope>" -> token with its expiry, in a slab pool,
- * least recently used evicted first when the zone is full.
- */
-
-#define NGX_HTTP_REGISTRY_TOKENS_SIZE  (4 * 1024 * 1024)
-
-
-typedef struct {
-    ngx_rbtree_node_t          node;       /* key: crc32 of the key */
-    ngx_queue_t                queue;
-    time_t                     expires;
-    u_short                    key_len;
-    u_short                    token_len;
-    u_char                     data[1];    /* key, then token */
-} ngx_http_registry_token_t;
-
-
-typedef struct {
-    ngx_rbtree_t               rbtree;
-    ngx_rbtree_node_t          sentinel;
-    ngx_queue_t                queue;
-} ngx_http_registry_tokens_sh_t;
-
-
-typedef struct {
-    ngx_http_registry_tokens_sh_t  *sh;
-    ngx_slab_pool_t                *shpool;
-} ngx_http_registry_tokens_t;
-
-
-static ngx_int_t ngx_http_registry_tokens_init_zone(ngx_shm_zone_t *zone,
-    void *data);
-static void ngx_http_registry_tokens_insert(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static ngx_http_registry_token_t *ngx_http_registry_token_find(
-    ngx_str_t *key, uint32_t hash);
-
-
 static ngx_int_t ngx_http_registry_token_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
 static ngx_int_t ngx_http_registry_token_retry(ngx_http_request_t *r);
@@ -60,223 +20,47 @@ static ngx_int_t ngx_http_registry_deny(ngx_http_request_t *r,
 static ngx_int_t ngx_http_registry_too_many(ngx_http_request_t *r);
 
 
-static ngx_http_registry_tokens_t  ngx_http_registry_tokens;
 static ngx_str_t  ngx_http_registry_token_uri = ngx_string("/_registry/token");
 
 
-ngx_int_t
-ngx_http_registry_tokens_zone(ngx_conf_t *cf, void *tag)
-{
-    ngx_str_t        name = ngx_string("ngx_http_registry_tokens");
-    ngx_shm_zone_t  *zone;
-
-    zone = ngx_shared_memory_add(cf, &name, NGX_HTTP_REGISTRY_TOKENS_SIZE,
-                                 tag);
-    if (zone == NULL) {
-        return NGX_ERROR;
-    }
-
-    zone->init = ngx_http_registry_tokens_init_zone;
-    zone->data = &ngx_http_registry_tokens;
-
-    return NGX_OK;
-}
-
-
-/* a reload finds the old zone, and the tokens in it, again */
-
-static ngx_int_t
-ngx_http_registry_tokens_init_zone(ngx_shm_zone_t *zone, void *data)
-{
-    ngx_http_registry_tokens_t  *t = zone->data;
-
-    t->shpool = (ngx_slab_pool_t *) zone->shm.addr;
-
-    if (data != NULL || zone->shm.exists) {
-        t->sh = t->shpool->data;
-        return NGX_OK;
-    }
-
-    t->sh = ngx_slab_alloc(t->shpool, sizeof(ngx_http_registry_tokens_sh_t));
-    if (t->sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    t->shpool->data = t->sh;
-
-    ngx_rbtree_init(&t->sh->rbtree, &t->sh->sentinel,
-                    ngx_http_registry_tokens_insert);
-    ngx_queue_init(&t->sh->queue);
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_registry_tokens_insert(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t  **p;
-
-    for ( ;; ) {
-
-        /* equal hashes go right; lookups compare the keys */
-
-        p = (node->key < temp->key) ? &temp->left : &temp->right;
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
-
-
-static ngx_http_registry_token_t *
-ngx_http_registry_token_find(ngx_str_t *key, uint32_t hash)
-{
-    ngx_rbtree_node_t          *node, *sentinel;
-    ngx_http_registry_token_t  *t;
-
-    node = ngx_http_registry_tokens.sh->rbtree.root;
-    sentinel = ngx_http_registry_tokens.sh->rbtree.sentinel;
-
-    while (node != sentinel) {
-
-        if (hash != node->key) {
-            node = (hash < node->key) ? node->left : node->right;
-            continue;
-        }
-
-        t = (ngx_http_registry_token_t *) node;
-
-        if (t->key_len == key->len
-            && ngx_memcmp(t->data, key->data, key->len) == 0)
-        {
-            return t;
-        }
-
-        node = node->right;
-    }
-
-    return NULL;
-}
-
-
-/* a copy of the token for key, if one is there and has not expired */
+/*
+ * The Authorization for key: a copy of the token kept in the shared zone
+ * for every worker, if it has not expired.
+ */
 
 ngx_int_t
-ngx_http_registry_token_get(ngx_pool_t *pool, ngx_str_t *key,
+ngx_http_registry_token_get(ngx_http_request_t *r, ngx_str_t *key,
     ngx_str_t *token)
 {
-    ngx_int_t                   rc;
-    ngx_http_registry_token_t  *t;
+    ngx_http_registry_main_conf_t  *rmcf;
 
-    if (ngx_http_registry_tokens.sh == NULL) {
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
+
+    if (rmcf->zone == NULL) {
         return NGX_DECLINED;
     }
 
-    rc = NGX_DECLINED;
-
-    ngx_shmtx_lock(&ngx_http_registry_tokens.shpool->mutex);
-
-    t = ngx_http_registry_token_find(key, ngx_crc32_short(key->data,
-                                                          key->len));
-
-    if (t && t->expires > ngx_time()) {
-        token->data = ngx_pnalloc(pool, t->token_len);
-
-        if (token->data) {
-            token->len = t->token_len;
-            ngx_memcpy(token->data, t->data + t->key_len, t->token_len);
-
-            ngx_queue_remove(&t->queue);
-            ngx_queue_insert_head(&ngx_http_registry_tokens.sh->queue,
-                                  &t->queue);
-            rc = NGX_OK;
-        }
-    }
-
-    ngx_shmtx_unlock(&ngx_http_registry_tokens.shpool->mutex);
-
-    return rc;
+    return ngx_http_registry_zone_get(rmcf->zone,
+                                      NGX_HTTP_REGISTRY_ZONE_TOKEN, key,
+                                      r->pool, token);
 }
 
 
 ngx_int_t
-ngx_http_registry_token_set(ngx_str_t *key, ngx_str_t *token,
-    time_t expires)
+ngx_http_registry_token_set(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *token, time_t expires)
 {
-    size_t                      size;
-    uint32_t                    hash;
-    ngx_uint_t                  i;
-    ngx_queue_t                *q;
-    ngx_http_registry_token_t  *t;
+    ngx_http_registry_main_conf_t  *rmcf;
 
-    if (ngx_http_registry_tokens.sh == NULL
-        || key->len > 65535 || token->len > 65535)
-    {
-        return NGX_ERROR;
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
+
+    if (rmcf->zone == NULL) {
+        return NGX_DECLINED;
     }
 
-    hash = ngx_crc32_short(key->data, key->len);
-    size = offsetof(ngx_http_registry_token_t, data) + key->len + token->len;
-
-    ngx_shmtx_lock(&ngx_http_registry_tokens.shpool->mutex);
-
-    t = ngx_http_registry_token_find(key, hash);
-
-    if (t) {
-        ngx_queue_remove(&t->queue);
-        ngx_rbtree_delete(&ngx_http_registry_tokens.sh->rbtree, &t->node);
-        ngx_slab_free_locked(ngx_http_registry_tokens.shpool, t);
-    }
-
-    /* make room from the least recently used end, a few tries */
-
-    for (i = 0; i < 16; i++) {
-        t = ngx_slab_alloc_locked(ngx_http_registry_tokens.shpool, size);
-        if (t) {
-            break;
-        }
-
-        if (ngx_queue_empty(&ngx_http_registry_tokens.sh->queue)) {
-            break;
-        }
-
-        q = ngx_queue_last(&ngx_http_registry_tokens.sh->queue);
-        ngx_queue_remove(q);
-        t = ngx_queue_data(q, ngx_http_registry_token_t, queue);
-        ngx_rbtree_delete(&ngx_http_registry_tokens.sh->rbtree, &t->node);
-        ngx_slab_free_locked(ngx_http_registry_tokens.shpool, t);
-        t = NULL;
-    }
-
-    if (t == NULL) {
-        ngx_shmtx_unlock(&ngx_http_registry_tokens.shpool->mutex);
-        return NGX_ERROR;
-    }
-
-    t->node.key = hash;
-    t->expires = expires;
-    t->key_len = (u_short) key->len;
-    t->token_len = (u_short) token->len;
-    ngx_memcpy(t->data, key->data, key->len);
-    ngx_memcpy(t->data + key->len, token->data, token->len);
-
-    ngx_rbtree_insert(&ngx_http_registry_tokens.sh->rbtree, &t->node);
-    ngx_queue_insert_head(&ngx_http_registry_tokens.sh->queue, &t->queue);
-
-    ngx_shmtx_unlock(&ngx_http_registry_tokens.shpool->mutex);
-
-    return NGX_OK;
+    return ngx_http_registry_zone_set(rmcf->zone,
+                                      NGX_HTTP_REGISTRY_ZONE_TOKEN, key,
+                                      token, expires);
 }
 
 
@@ -381,13 +165,14 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
 
         expires_in = expires_in > 30 ? expires_in - 10 : expires_in / 2 + 1;
 
-        if (ngx_http_registry_token_set(&ctx->token_key, &value,
+        if (ngx_http_registry_token_set(r, &ctx->token_key, &value,
                                         ngx_time() + expires_in)
             != NGX_OK)
         {
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "registry: could not keep the token for \"%V\"",
-                          &ctx->token_key);
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "registry: the shared zone could not keep the "
+                          "token for \"%V\" (%uz bytes)",
+                          &ctx->token_key, value.len);
         }
 
         return ngx_http_registry_token_retry(r);
@@ -437,13 +222,9 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
     }
 
     if (!ch.bearer) {
-        if (ngx_http_registry_token_set(&ctx->token_key,
-                                        &ctx->registry->credentials,
-                                        ngx_time() + 3600)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        (void) ngx_http_registry_token_set(r, &ctx->token_key,
+                                           &ctx->registry->credentials,
+                                           ngx_time() + 3600);
 
         return ngx_http_registry_token_retry(r);
     }

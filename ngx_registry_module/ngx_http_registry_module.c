@@ -56,12 +56,16 @@ static ngx_int_t ngx_http_registry_credentials(ngx_conf_t *cf,
     ngx_str_t *name, ngx_str_t *basic);
 static char *ngx_http_registry_redirect_allow(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_registry_zone_size(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_registry_add_variables(ngx_conf_t *cf);
 static void *ngx_http_registry_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_registry_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_registry_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_registry_init_process(ngx_cycle_t *cycle);
 
 
 static ngx_command_t  ngx_http_registry_commands[] = {
@@ -69,6 +73,13 @@ static ngx_command_t  ngx_http_registry_commands[] = {
     { ngx_string("registry"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
       ngx_http_registry,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("registry_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_registry_zone_size,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -152,7 +163,7 @@ static ngx_http_module_t  ngx_http_registry_module_ctx = {
     ngx_http_registry_init,                /* postconfiguration */
 
     ngx_http_registry_create_main_conf,    /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_registry_init_main_conf,      /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -169,7 +180,7 @@ ngx_module_t  ngx_http_registry_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_registry_init_process,        /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
@@ -1031,7 +1042,7 @@ ngx_http_registry_authorization_variable(ngx_http_request_t *r,
         s = &r->headers_in.authorization->value;
 
     } else if (ctx
-               && ngx_http_registry_token_get(r->pool, &ctx->token_key,
+               && ngx_http_registry_token_get(r, &ctx->token_key,
                                               &ctx->authorization)
                   == NGX_OK)
     {
@@ -1373,6 +1384,44 @@ ngx_http_registry_redirect_allow(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* registry_zone <size>; */
+
+static char *
+ngx_http_registry_zone_size(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_registry_main_conf_t *rmcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (rmcf->zone_size != NGX_CONF_UNSET_SIZE) {
+        return "is duplicate";
+    }
+
+    size = ngx_parse_size(&value[1]);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "registry_zone \"%V\" is too small, "
+                           "%uzk at least", &value[1],
+                           8 * ngx_pagesize / 1024);
+        return NGX_CONF_ERROR;
+    }
+
+    rmcf->zone_size = size;
+
+    return NGX_CONF_OK;
+}
+
+
 /* registry_alias <host> <registry>; the registry is found at merge time */
 
 static char *
@@ -1446,7 +1495,32 @@ ngx_http_registry_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    rmcf->zone_size = NGX_CONF_UNSET_SIZE;
+
     return rmcf;
+}
+
+
+/* the shared zone, only where there is a registry to keep anything for */
+
+static char *
+ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_registry_main_conf_t *rmcf = conf;
+
+    ngx_conf_init_size_value(rmcf->zone_size, NGX_HTTP_REGISTRY_ZONE_SIZE);
+
+    if (rmcf->registries.nelts == 0) {
+        return NGX_CONF_OK;
+    }
+
+    rmcf->zone = ngx_http_registry_zone_add(cf, rmcf->zone_size,
+                                            &ngx_http_registry_module);
+    if (rmcf->zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -1570,16 +1644,30 @@ ngx_http_registry_init(ngx_conf_t *cf)
 
     *h = ngx_http_registry_upstream_error;
 
-    if (ngx_http_registry_metrics_zone(cf, &ngx_http_registry_module)
-        != NGX_OK
-        || ngx_http_registry_tokens_zone(cf, &ngx_http_registry_module)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_registry_header_filter;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The counters are reached from code that has no configuration at hand
+ * (the verifier): each worker points them at its cycle's zone, or at
+ * nothing when this configuration has no registry.
+ */
+
+static ngx_int_t
+ngx_http_registry_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_registry_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_registry_module);
+
+    ngx_http_registry_counters = (rmcf && rmcf->zone)
+                                 ? ngx_http_registry_zone_counters(rmcf->zone)
+                                 : NULL;
 
     return NGX_OK;
 }

@@ -16,6 +16,7 @@
 #include "ngx_http_registry_cache.h"
 #include "ngx_http_registry_verify.h"
 #include "ngx_http_registry_metrics.h"
+#include "ngx_http_registry_zone.h"
 #include "ngx_http_registry_auth.h"
 #include "ngx_http_registry_redirect.h"
 
@@ -40,6 +41,8 @@ typedef struct {
 
 typedef struct {
     ngx_array_t                registries;  /* ngx_http_registry_t */
+    size_t                     zone_size;
+    ngx_shm_zone_t            *zone;        /* NULL without registries */
 } ngx_http_registry_main_conf_t;
 
 
