@@ -12,9 +12,10 @@
 
 static ngx_int_t ngx_http_registry_token_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
-static ngx_int_t ngx_http_registry_token_retry(ngx_http_request_t *r);
+static ngx_int_t ngx_http_registry_token_retry(ngx_http_request_t *r,
+    ngx_str_t *value);
 static void ngx_http_registry_retried(void *data);
-static ngx_uint_t ngx_http_registry_was_retried(ngx_http_request_t *r);
+static ngx_str_t *ngx_http_registry_retry_token(ngx_http_request_t *r);
 static ngx_int_t ngx_http_registry_deny(ngx_http_request_t *r,
     ngx_uint_t status, char *code, char *message);
 static ngx_int_t ngx_http_registry_too_many(ngx_http_request_t *r);
@@ -24,15 +25,25 @@ static ngx_str_t  ngx_http_registry_token_uri = ngx_string("/_registry/token");
 
 
 /*
- * The Authorization for key: a copy of the token kept in the shared zone
- * for every worker, if it has not expired.
+ * The Authorization for key: the token this request was retried with (it
+ * reaches the retry even when the zone could not keep it), else a copy
+ * of the one kept in the shared zone for every worker, if it has not
+ * expired.
  */
 
 ngx_int_t
 ngx_http_registry_token_get(ngx_http_request_t *r, ngx_str_t *key,
     ngx_str_t *token)
 {
+    ngx_str_t                      *kept;
     ngx_http_registry_main_conf_t  *rmcf;
+
+    kept = ngx_http_registry_retry_token(r);
+
+    if (kept) {
+        *token = *kept;
+        return NGX_OK;
+    }
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
@@ -175,7 +186,7 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
                           &ctx->token_key, value.len);
         }
 
-        return ngx_http_registry_token_retry(r);
+        return ngx_http_registry_token_retry(r, &value);
     }
 
     h = r->headers_out.www_authenticate;
@@ -216,7 +227,7 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
         r->headers_out.www_authenticate = NULL;
     }
 
-    if (ngx_http_registry_was_retried(r) || (h == NULL)) {
+    if (ngx_http_registry_retry_token(r) || (h == NULL)) {
         return ngx_http_registry_deny(r, NGX_HTTP_FORBIDDEN, "DENIED",
                                       "the upstream registry refused access");
     }
@@ -226,7 +237,7 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
                                            &ctx->registry->credentials,
                                            ngx_time() + 3600);
 
-        return ngx_http_registry_token_retry(r);
+        return ngx_http_registry_token_retry(r, &ctx->registry->credentials);
     }
 
     /* realm?service=...&scope=repository:<name>:pull */
@@ -298,21 +309,25 @@ ngx_http_registry_token_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 
 /*
  * Runs the request again through its location, now with the token.  The
- * redirect zeroes r->ctx, so the retry is remembered in the pool.
+ * redirect zeroes r->ctx, so the retry, and the token it is made with,
+ * are kept in the pool.
  */
 
 static ngx_int_t
-ngx_http_registry_token_retry(ngx_http_request_t *r)
+ngx_http_registry_token_retry(ngx_http_request_t *r, ngx_str_t *value)
 {
+    ngx_str_t           *token;
     ngx_pool_cleanup_t  *cln;
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_str_t));
     if (cln == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    token = cln->data;
+    *token = *value;
+
     cln->handler = ngx_http_registry_retried;
-    cln->data = NULL;
 
     (void) ngx_http_internal_redirect(r, &r->uri, &r->args);
     ngx_http_finalize_request(r, NGX_DONE);
@@ -328,18 +343,20 @@ ngx_http_registry_retried(void *data)
 }
 
 
-static ngx_uint_t
-ngx_http_registry_was_retried(ngx_http_request_t *r)
+/* the token the request was retried with, NULL if it was not retried */
+
+static ngx_str_t *
+ngx_http_registry_retry_token(ngx_http_request_t *r)
 {
     ngx_pool_cleanup_t  *cln;
 
     for (cln = r->pool->cleanup; cln; cln = cln->next) {
         if (cln->handler == ngx_http_registry_retried) {
-            return 1;
+            return cln->data;
         }
     }
 
-    return 0;
+    return NULL;
 }
 
 

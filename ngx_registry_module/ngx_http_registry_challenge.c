@@ -138,7 +138,8 @@ ngx_http_registry_param(u_char **pp, u_char *last, ngx_str_t *name,
 
 /*
  * {"token":"...","access_token":"...","expires_in":300,...}: the token
- * (access_token if there is no token) and its lifetime, 60 s if absent.
+ * (access_token if there is no token) and its lifetime, 60 s if absent,
+ * an hour at most: a token is not trusted for longer than that.
  */
 
 ngx_int_t
@@ -183,7 +184,7 @@ ngx_http_registry_token_parse(u_char *p, size_t len, ngx_str_t *token,
 
         n = ngx_atoi(v, e - v);
         if (n > 0) {
-            *expires_in = n;
+            *expires_in = ngx_min(n, NGX_HTTP_REGISTRY_TOKEN_MAX_AGE);
         }
     }
 

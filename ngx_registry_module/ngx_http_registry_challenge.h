@@ -12,6 +12,11 @@
 #include <ngx_core.h>
 
 
+/* how long an upstream token is kept at most, whatever expires_in says */
+
+#define NGX_HTTP_REGISTRY_TOKEN_MAX_AGE  3600
+
+
 /* a WWW-Authenticate challenge, as registries send it */
 
 typedef struct {

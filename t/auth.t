@@ -8,7 +8,8 @@
 # credentials, keeps it in shared memory for every worker and across
 # reloads, and fetches only when a request must go upstream.  A refusal
 # after a fresh token is answered 403 DENIED, without the challenge.
-# Credentials come from a file and never reach a client or a log.
+# Credentials come from a file and never reach a client or a log.  A token too big for
+# the shared zone still reaches the retried request.
 
 use strict;
 use warnings;
@@ -211,6 +212,49 @@ is($?, 0, 'skopeo pull through the mirror from a TLS, token-auth registry')
 is('sha256:' . sha256_hex(slurp("$d/tls-pull/manifest.json")),
    'sha256:' . sha256_hex(slurp("$out/manifest.json")), '... same manifest');
 is(scalar tokens(), $tokens_before + 1, '... with one token');
+
+# --- a token too big for the zone still reaches the retried request -------
+
+# tokens of about 15 KB from their own token server and registry, and a
+# zone whose share for tokens is a page or two
+my $bport = free_port();
+my $big_log = "$d/big-token.log";
+my $bts = spawn(cmd => ['perl', "$ROOT/t/lib/tokenserver.pl", $bport,
+                        "$d/signer.key", "$d/signer.crt", 'test-issuer',
+                        $big_log, "$d/users", 300, 10000],
+                stdout => "$d/bts.out");
+ok(wait_port($bport, pid => $bts), 'big-token server up');
+(my $big_auth = $token_auth) =~ s/:$tport\/token/:$bport\/token/;
+my $breg = start_registry(config => $big_auth);
+run_ok('skopeo', '--insecure-policy', 'copy', '--dest-tls-verify=false',
+       '--dest-creds', 'pusher:push-secret', $img->{ref},
+       "docker://$breg->{host}/public/app:1");
+my $big_port = free_port();
+my $big = start_nginx(ports => [$big_port], http => <<"EOF");
+    registry_zone 32k;
+    registry big.test $breg->{url};
+    server {
+        listen 127.0.0.1:$big_port;
+        registry_default big.test;
+        include $ROOT/registry_params;
+    }
+EOF
+$t = http_get($bport, '/token?service=test-registry&scope='
+              . 'repository:public/app:pull');
+cmp_ok(length(decode_json($t->{body})->{token}), '>', 14000,
+       'the token server hands out tokens of over 14000 bytes');
+unlink $big_log;
+$r = http_get($big_port, '/v2/public/app/manifests/1', headers => \@accept);
+is($r->{status}, 200, 'a token the zone cannot keep: the manifest');
+$r = http_get($big_port, '/v2/public/app/blobs/'
+              . decode_json($r->{body})->{layers}[0]{digest});
+is($r->{status}, 200, '... and a blob');
+is(scalar(file_lines($big_log)), 2,
+   '... with a fresh token for each request that went upstream');
+like(slurp($big->{error_log}), qr/zone could not keep the token/,
+     '... and the error log says why');
+unlike(slurp($big->{error_log}), qr/\[(crit|alert|emerg)\]/,
+       '... without crit lines');
 
 # --- cached content while the upstream and its auth server are down -------
 

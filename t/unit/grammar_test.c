@@ -432,6 +432,7 @@ main(int argc, char **argv)
     static char  j2[] = "{\"access_token\":\"xyz\"}";
     static char  j3[] = "{\"token\":\"a\\\"b\"}";
     static char  j4[] = "{\"token\":42}";
+    static char  j5[] = "{\"token\":\"t\",\"expires_in\":99999999}";
 
     ok(ngx_http_registry_challenge_parse((u_char *) c1, sizeof(c1) - 1, &ch)
        == NGX_OK && ch.bearer && eq(&ch.realm, "https://auth.docker.io/token")
@@ -458,6 +459,10 @@ main(int argc, char **argv)
     ok(ngx_http_registry_token_parse((u_char *) j4, sizeof(j4) - 1, &tok,
                                      &exp)
        == NGX_DECLINED, "token not a string refused", j4);
+    ok(ngx_http_registry_token_parse((u_char *) j5, sizeof(j5) - 1, &tok,
+                                     &exp)
+       == NGX_OK && exp == NGX_HTTP_REGISTRY_TOKEN_MAX_AGE,
+       "expires_in bounded", j5);
 
     fuzz_auth(c1, j1, argc > 1 ? (unsigned) atoi(argv[1]) : 200000);
     }
