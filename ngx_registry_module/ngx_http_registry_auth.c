@@ -91,7 +91,7 @@ ngx_http_registry_token_set(ngx_http_request_t *r, ngx_str_t *key,
 ngx_int_t
 ngx_http_registry_upstream_error(ngx_http_request_t *r)
 {
-    u_char                         *p;
+    u_char                         *p, *e, *last;
     time_t                          expires_in;
     ngx_str_t                       token, value;
     ngx_table_elt_t                *h;
@@ -240,10 +240,22 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
         return ngx_http_registry_token_retry(r, &ctx->registry->credentials);
     }
 
-    /* realm?service=...&scope=repository:<name>:pull */
+    /*
+     * realm?service=...&scope=repository:<name>:pull, or the scopes the
+     * challenge names (space-separated: one "scope" argument each)
+     */
+
+    if (ch.scope.len == 0) {
+        ch.scope.data = ngx_strlchr(ctx->token_key.data,
+                                    ctx->token_key.data + ctx->token_key.len,
+                                    ' ')
+                        + 1;
+        ch.scope.len = ctx->token_key.data + ctx->token_key.len
+                       - ch.scope.data;
+    }
 
     p = ngx_pnalloc(r->pool, ch.realm.len + 3 * ch.service.len
-                             + 3 * ctx->token_key.len
+                             + 10 * ch.scope.len
                              + sizeof("?service=&scope=") - 1);
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -261,13 +273,27 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
         *p++ = '&';
     }
 
-    value = ctx->token_key;
-    value.data = ngx_strlchr(value.data, value.data + value.len, ' ') + 1;
-    value.len = ctx->token_key.data + ctx->token_key.len - value.data;
+    last = ch.scope.data + ch.scope.len;
 
-    p = ngx_cpymem(p, "scope=", 6);
-    p = (u_char *) ngx_escape_uri(p, value.data, value.len, NGX_ESCAPE_ARGS);
-    ctx->token_url.len = p - ctx->token_url.data;
+    for (value.data = ch.scope.data; value.data < last; /* void */ ) {
+        e = ngx_strlchr(value.data, last, ' ');
+        if (e == NULL) {
+            e = last;
+        }
+
+        value.len = e - value.data;
+
+        if (value.len) {
+            p = ngx_cpymem(p, "scope=", 6);
+            p = (u_char *) ngx_escape_uri(p, value.data, value.len,
+                                          NGX_ESCAPE_ARGS);
+            *p++ = '&';
+        }
+
+        value.data = e + 1;
+    }
+
+    ctx->token_url.len = p - 1 - ctx->token_url.data;
 
     ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
     if (ps == NULL) {

@@ -23,7 +23,8 @@ static u_char *ngx_http_registry_json_value(u_char *p, u_char *last,
 
 
 /*
- * Bearer realm="https://auth.example/token",service="registry.example"
+ * Bearer realm="https://auth.example/token",service="registry.example",
+ *        scope="repository:app:pull"
  * Basic realm="Registry"
  */
 
@@ -61,6 +62,11 @@ ngx_http_registry_challenge_parse(u_char *p, size_t len,
                       == 0)
         {
             ch->service = value;
+
+        } else if (name.len == 5
+                   && ngx_strncasecmp(name.data, (u_char *) "scope", 5) == 0)
+        {
+            ch->scope = value;
         }
     }
 

@@ -23,6 +23,7 @@ typedef struct {
     ngx_uint_t                 bearer;      /* else Basic */
     ngx_str_t                  realm;
     ngx_str_t                  service;
+    ngx_str_t                  scope;       /* empty if not named */
 } ngx_http_registry_challenge_t;
 
 

@@ -525,12 +525,14 @@ ngx_http_registry_upstream_uri(ngx_http_request_t *r,
 
     p = ngx_cpymem(p, "/v2/", 4);
 
+    /* the upstream's name for the repository has the prefix */
+
+    ctx->repository.data = p;
+
     if (reg->prefix.len) {
         p = ngx_cpymem(p, reg->prefix.data, reg->prefix.len);
         *p++ = '/';
     }
-
-    ctx->repository.data = p;
 
     if (library) {
         p = ngx_cpymem(p, "library/", 8);

@@ -8,7 +8,8 @@
 # credentials, keeps it in shared memory for every worker and across
 # reloads, and fetches only when a request must go upstream.  A refusal
 # after a fresh token is answered 403 DENIED, without the challenge.
-# Credentials come from a file and never reach a client or a log.  A token too big for
+# Credentials come from a file and never reach a client or a log.  A registry URL's path prefix is part of the token's scope, and a
+# scope the challenge names is the one asked for.  A token too big for
 # the shared zone still reaches the retried request.
 
 use strict;
@@ -47,7 +48,7 @@ EOF
 my $reg = start_registry(config => $token_auth);
 
 my $img = build_image(layers => [{ a => "token a\n" }, { b => "token b\n" }]);
-for my $name ('public/app:1', 'team/app:1') {
+for my $name ('public/app:1', 'team/app:1', 'proxy-project/app:1') {
     run_ok('skopeo', '--insecure-policy', 'copy', '--dest-tls-verify=false',
            '--dest-creds', 'pusher:push-secret', $img->{ref},
            "docker://$reg->{host}/$name");
@@ -73,13 +74,37 @@ $r = http_get($reg->{port}, '/v2/team/app/manifests/1',
 is($r->{status}, 401, 'registry: a token for the wrong scope, 401');
 unlink $token_log;
 
-# a plain nginx in front of the registry shows what the mirror sends it
-my $fport = free_port();
-my $front = start_nginx(plain => 1, ports => [$fport], http => <<"EOF");
+# A plain nginx in front of the registry shows what the mirror sends it;
+# and, on other ports, changes what the registry answers: its challenges
+# without their scope ($noscope_port), its names under "mirrored/" served
+# from "proxy-project/" ($rewrite_port).
+my ($fport, $noscope_port, $rewrite_port) = map { free_port() } 1 .. 3;
+my $front = start_nginx(plain => 1,
+                        ports => [$fport, $noscope_port, $rewrite_port],
+                        http => <<"EOF");
     log_format auth '\$request "\$http_authorization"';
+    map \$upstream_http_www_authenticate \$noscope {
+        "~^(?<c>.*),scope=\\x22[^\\x22]*\\x22(?<rest>.*)\$"  "\$c\$rest";
+        default  \$upstream_http_www_authenticate;
+    }
     server {
         listen 127.0.0.1:$fport;
         access_log \@DIR\@/front.log auth;
+        location / { proxy_pass $reg->{url}; }
+    }
+    server {
+        listen 127.0.0.1:$noscope_port;
+        location / {
+            proxy_pass $reg->{url};
+            proxy_hide_header WWW-Authenticate;
+            add_header WWW-Authenticate \$noscope always;
+        }
+    }
+    server {
+        listen 127.0.0.1:$rewrite_port;
+        location /v2/mirrored/ {
+            proxy_pass $reg->{url}/v2/proxy-project/;
+        }
         location / { proxy_pass $reg->{url}; }
     }
 EOF
@@ -91,6 +116,12 @@ my $ng = start_nginx(ports => [$port], http => <<"EOF");
     access_log \@DIR\@/full.log full;
     registry docker.io $reg->{url};
     registry account.test http://127.0.0.1:$fport
+                          credentials=$d/mirror.credentials;
+    registry pre.test http://127.0.0.1:$reg->{port}/proxy-project
+                      credentials=$d/mirror.credentials;
+    registry noscope.test http://127.0.0.1:$noscope_port/proxy-project
+                          credentials=$d/mirror.credentials;
+    registry rewrite.test http://127.0.0.1:$rewrite_port/mirrored
                           credentials=$d/mirror.credentials;
     server {
         listen 127.0.0.1:$port;
@@ -165,6 +196,36 @@ ok(eventually(sub { (@sent = file_lines("$front->{dir}/front.log")) >= 2 }),
 is(scalar(grep { !/ "(-|Bearer [^"]+)"$/ } @sent), 0,
    'the registry got tokens or nothing, never the credentials')
     or diag explain \@sent;
+
+# --- a registry URL with a path prefix: the upstream's name in the scope ---
+
+$r = http_get($port, '/v2/pre.test/app/manifests/1', headers => \@accept);
+is($r->{status}, 200, 'path prefix: the manifest under the prefix');
+is((tokens())[-1], 'mirror repository:proxy-project/app:pull',
+   '... with a token for the name with the prefix');
+$r = http_get($port, '/v2/pre.test/app/blobs/'
+              . decode_json($r->{body})->{layers}[0]{digest});
+is($r->{status}, 200, '... and a blob');
+
+# a challenge without a scope: the mirror's own has the prefix
+$r = http_get($noscope_port, '/v2/proxy-project/app/manifests/1');
+unlike($r->{headers}{'www-authenticate'}[0], qr/scope/,
+       'the front sends challenges without a scope');
+$r = http_get($port, '/v2/noscope.test/app/manifests/1', headers => \@accept);
+is($r->{status}, 200, 'path prefix, no scope in the challenge: 200');
+is((tokens())[-1], 'mirror repository:proxy-project/app:pull',
+   '... the scope has the prefix');
+
+# the upstream's challenge names the scope: that one is asked for
+$r = http_get($rewrite_port, '/v2/mirrored/app/manifests/1');
+like($r->{headers}{'www-authenticate'}[0],
+     qr/scope="repository:proxy-project\/app:pull"/,
+     'the rewriting front: the registry challenges for its own name');
+$r = http_get($port, '/v2/rewrite.test/app/manifests/1',
+              headers => \@accept);
+is($r->{status}, 200, 'the challenge\'s scope: 200');
+is((tokens())[-1], 'mirror repository:proxy-project/app:pull',
+   '... the token asked for the challenge\'s scope');
 
 # --- kept across a reload -------------------------------------------------------
 

@@ -436,7 +436,8 @@ main(int argc, char **argv)
 
     ok(ngx_http_registry_challenge_parse((u_char *) c1, sizeof(c1) - 1, &ch)
        == NGX_OK && ch.bearer && eq(&ch.realm, "https://auth.docker.io/token")
-       && eq(&ch.service, "registry.docker.io"), "challenge", c1);
+       && eq(&ch.service, "registry.docker.io")
+       && eq(&ch.scope, "repository:library/nginx:pull"), "challenge", c1);
     ok(ngx_http_registry_challenge_parse((u_char *) c2, sizeof(c2) - 1, &ch)
        == NGX_OK && !ch.bearer, "challenge", c2);
     ok(ngx_http_registry_challenge_parse((u_char *) c3, sizeof(c3) - 1, &ch)
