@@ -19,9 +19,12 @@ static ngx_str_t *ngx_http_registry_retry_token(ngx_http_request_t *r);
 static ngx_int_t ngx_http_registry_deny(ngx_http_request_t *r,
     ngx_uint_t status, char *code, char *message);
 static ngx_int_t ngx_http_registry_too_many(ngx_http_request_t *r);
+static ngx_int_t ngx_http_registry_hide(ngx_table_elt_t *h, void *data);
 
 
 static ngx_str_t  ngx_http_registry_token_uri = ngx_string("/_registry/token");
+static ngx_str_t  ngx_http_registry_www_authenticate =
+    ngx_string("WWW-Authenticate");
 
 
 /*
@@ -220,12 +223,15 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
                                       "authentication required");
     }
 
-    /* from here on the mirror authenticates: the client gets no challenge */
+    /*
+     * From here on the mirror authenticates: the client gets no challenge,
+     * not one line of it (nginx 1.23 and later carry every line over).
+     */
 
-    if (h) {
-        h->hash = 0;
-        r->headers_out.www_authenticate = NULL;
-    }
+    (void) ngx_http_registry_headers(&r->headers_out.headers,
+                                     &ngx_http_registry_www_authenticate,
+                                     ngx_http_registry_hide, NULL);
+    r->headers_out.www_authenticate = NULL;
 
     if (ngx_http_registry_retry_token(r) || (h == NULL)) {
         return ngx_http_registry_deny(r, NGX_HTTP_FORBIDDEN, "DENIED",
@@ -418,6 +424,15 @@ ngx_http_registry_too_many(ngx_http_request_t *r)
     return ngx_http_registry_deny(r, NGX_HTTP_TOO_MANY_REQUESTS,
                                   "TOOMANYREQUESTS",
                                   "the upstream registry is rate-limiting");
+}
+
+
+static ngx_int_t
+ngx_http_registry_hide(ngx_table_elt_t *h, void *data)
+{
+    h->hash = 0;
+
+    return NGX_OK;
 }
 
 

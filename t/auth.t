@@ -7,8 +7,9 @@
 # for repository:<name>:pull anonymously or with the registry's
 # credentials, keeps it in shared memory for every worker and across
 # reloads, and fetches only when a request must go upstream.  A refusal
-# after a fresh token is answered 403 DENIED, without the challenge.
-# Credentials come from a file and never reach a client or a log.  A registry URL's path prefix is part of the token's scope, and a
+# after a fresh token is answered 403 DENIED, without the challenge (every
+# line of it).  Credentials come from a file and never reach a client or a
+# log.  A registry URL's path prefix is part of the token's scope, and a
 # scope the challenge names is the one asked for.  A token too big for
 # the shared zone still reaches the retried request.
 
@@ -77,15 +78,22 @@ unlink $token_log;
 # A plain nginx in front of the registry shows what the mirror sends it;
 # and, on other ports, changes what the registry answers: its challenges
 # without their scope ($noscope_port), its names under "mirrored/" served
-# from "proxy-project/" ($rewrite_port).
-my ($fport, $noscope_port, $rewrite_port) = map { free_port() } 1 .. 3;
+# from "proxy-project/" ($rewrite_port), a second challenge on every 401
+# ($second_port).
+my ($fport, $noscope_port, $rewrite_port, $second_port)
+    = map { free_port() } 1 .. 4;
 my $front = start_nginx(plain => 1,
-                        ports => [$fport, $noscope_port, $rewrite_port],
+                        ports => [$fport, $noscope_port, $rewrite_port,
+                                  $second_port],
                         http => <<"EOF");
     log_format auth '\$request "\$http_authorization"';
     map \$upstream_http_www_authenticate \$noscope {
         "~^(?<c>.*),scope=\\x22[^\\x22]*\\x22(?<rest>.*)\$"  "\$c\$rest";
         default  \$upstream_http_www_authenticate;
+    }
+    map \$status \$second_challenge {
+        401      'Bearer realm="http://127.0.0.1:1/elsewhere",service="x"';
+        default  '';
     }
     server {
         listen 127.0.0.1:$fport;
@@ -107,6 +115,13 @@ my $front = start_nginx(plain => 1,
         }
         location / { proxy_pass $reg->{url}; }
     }
+    server {
+        listen 127.0.0.1:$second_port;
+        location / {
+            proxy_pass $reg->{url};
+            add_header WWW-Authenticate \$second_challenge always;
+        }
+    }
 EOF
 
 my $port = free_port();
@@ -123,6 +138,7 @@ my $ng = start_nginx(ports => [$port], http => <<"EOF");
                           credentials=$d/mirror.credentials;
     registry rewrite.test http://127.0.0.1:$rewrite_port/mirrored
                           credentials=$d/mirror.credentials;
+    registry second.test http://127.0.0.1:$second_port;
     server {
         listen 127.0.0.1:$port;
         registry_default docker.io;
@@ -226,6 +242,17 @@ $r = http_get($port, '/v2/rewrite.test/app/manifests/1',
 is($r->{status}, 200, 'the challenge\'s scope: 200');
 is((tokens())[-1], 'mirror repository:proxy-project/app:pull',
    '... the token asked for the challenge\'s scope');
+
+# --- two challenges from the upstream: the client gets neither ------------
+
+$r = http_get($second_port, '/v2/public/app/manifests/1');
+is(scalar @{ $r->{headers}{'www-authenticate'} // [] }, 2,
+   'the front answers 401 with two challenges');
+$r = http_get($port, '/v2/second.test/public/app/manifests/1',
+              headers => \@accept);
+is($r->{status}, 200, 'two challenges: a token, then 200');
+ok(!$r->{headers}{'www-authenticate'}, '... without either challenge')
+    or diag explain $r->{headers}{'www-authenticate'};
 
 # --- kept across a reload -------------------------------------------------------
 
