@@ -323,12 +323,47 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
 }
 
 
+/*
+ * A fetch that failed on the way (an answer larger than
+ * subrequest_output_buffer_size, a connection lost mid-answer) would end
+ * the client's request with it, unanswered: it is a failed fetch, and the
+ * client gets an OCI error.  An answer too big for the buffer marks the
+ * client's connection failed (ngx_http_output_filter does that for any
+ * filter's NGX_ERROR) although nothing was written to it: unless the
+ * client's side itself failed (closed, errored, timed out), the mark is
+ * lifted.
+ */
+
 static ngx_int_t
 ngx_http_registry_token_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 {
+    ngx_connection_t         *c;
     ngx_http_registry_ctx_t  *ctx = data;
 
+    c = r->connection;
+
+    if (rc == NGX_ERROR || c->error) {
+        ctx->token_failed = 1;
+
+        if (c->error
+            && (c->timedout || c->read->eof || c->read->error
+                || c->write->eof || c->write->error))
+        {
+            return rc;
+        }
+
+        c->error = 0;
+        rc = NGX_OK;
+    }
+
     ctx->token_done = 1;
+
+    if (ctx->token_failed) {
+        ctx->token_status = NGX_HTTP_BAD_GATEWAY;
+        ctx->token_body = NULL;
+        return rc;
+    }
+
     ctx->token_status = r->headers_out.status;
 
     if (r->out) {

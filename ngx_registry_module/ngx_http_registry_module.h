@@ -81,6 +81,7 @@ typedef struct {
     ngx_uint_t                 token_status;
     ngx_buf_t                 *token_body;
     unsigned                   token_done:1;
+    unsigned                   token_failed:1;
     unsigned                   digest:1;    /* immutable content */
 } ngx_http_registry_ctx_t;
 
