@@ -112,9 +112,31 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
-    if (ctx == NULL || ctx->token_key.len == 0) {
+    if (ctx == NULL || ctx->registry == NULL || ctx->token_key.len == 0) {
         return ngx_http_registry_deny(r, NGX_HTTP_BAD_GATEWAY,
                                       "UNAVAILABLE", "upstream refused");
+    }
+
+    /*
+     * error_page without "=" keeps the status that sent the request here
+     * in r->err_status; this location's own answer decides the status
+     * from here on.  Only an upstream's answer is handled: what nginx
+     * raised itself (the operator's auth_basic, deny, ...) goes on as it
+     * was, with its WWW-Authenticate.
+     */
+
+    if (ctx->error_status == 0) {
+        ctx->error_status = r->err_status;
+        r->err_status = 0;
+    }
+
+    if (r->upstream == NULL
+        || r->upstream->headers_in.status_n != ctx->error_status)
+    {
+        ngx_http_finalize_request(r, ctx->error_status
+                                     ? (ngx_int_t) ctx->error_status
+                                     : NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_DONE;
     }
 
     if (ctx->token_sr == NULL && r->upstream) {
@@ -194,7 +216,7 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
 
     h = r->headers_out.www_authenticate;
 
-    if (r->headers_in.authorization) {
+    if (ngx_http_registry_client_credentials(r)) {
 
         /* the client's own credentials: its business with the upstream */
 

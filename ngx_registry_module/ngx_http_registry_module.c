@@ -11,6 +11,9 @@
 
 
 static ngx_int_t ngx_http_registry_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_registry_refuse(ngx_http_request_t *r,
+    ngx_http_registry_error_t *err);
+static ngx_int_t ngx_http_registry_answer_handler(ngx_http_request_t *r);
 static ngx_http_registry_t *ngx_http_registry_lookup(
     ngx_http_registry_main_conf_t *rmcf, ngx_str_t *name);
 static ngx_http_registry_t *ngx_http_registry_select(ngx_http_request_t *r,
@@ -38,6 +41,8 @@ static ngx_int_t ngx_http_registry_cache_status_variable(
 static ngx_int_t ngx_http_registry_counter_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_authorization_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_registry_client_credentials_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_main_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -147,6 +152,13 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       0,
       NULL },
 
+    { ngx_string("registry_client_credentials"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_registry_loc_conf_t, client_credentials),
+      NULL },
+
     { ngx_string("registry_cache_header"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -234,6 +246,10 @@ static ngx_http_variable_t  ngx_http_registry_vars[] = {
       ngx_http_registry_authorization_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("registry_client_credentials"), NULL,
+      ngx_http_registry_client_credentials_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("registry_token_url"), NULL,
       ngx_http_registry_main_variable,
       offsetof(ngx_http_registry_ctx_t, token_url),
@@ -294,7 +310,6 @@ ngx_http_registry_handler(ngx_http_request_t *r)
 {
     u_char                        *q, *last;
     ngx_int_t                      rc;
-    ngx_str_t                      body;
     ngx_http_registry_ctx_t       *ctx;
     ngx_http_registry_path_t       path;
     ngx_http_registry_args_t       args;
@@ -341,10 +356,10 @@ ngx_http_registry_handler(ngx_http_request_t *r)
     }
 
     if (path.endpoint == NGX_HTTP_REGISTRY_BASE) {
-        ngx_str_set(&body, "{}\n");
-        rc = ngx_http_registry_send(r, NGX_HTTP_OK, &body);
-        ngx_http_finalize_request(r, rc);
-        return NGX_DONE;
+        err.status = NGX_HTTP_OK;
+        ngx_str_null(&err.code);
+        ngx_str_null(&err.message);
+        return ngx_http_registry_refuse(r, &err);
     }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_registry_ctx_t));
@@ -369,6 +384,13 @@ ngx_http_registry_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_http_registry_module);
 
+    /* a pull has no body: whatever a client sends is read and dropped */
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "registry: \"%V\" %V%V",
                    &ctx->registry->name, &ctx->registry->upstream, &ctx->uri);
@@ -381,7 +403,59 @@ failed:
                   "registry: refused \"%V\": %V %V",
                   &r->unparsed_uri, &err.code, &err.message);
 
-    rc = ngx_http_registry_send_error(r, &err);
+    return ngx_http_registry_refuse(r, &err);
+}
+
+
+/*
+ * The mirror's own answers (GET /v2/ and every refusal) wait for the
+ * precontent phase, so that the operator's access control (auth_basic,
+ * allow/deny, auth_request) runs first: a client is challenged at
+ * "GET /v2/" as registries do, and nobody unauthorised learns which
+ * registries the mirror serves.  A context without a registry carries
+ * the answer.
+ */
+
+static ngx_int_t
+ngx_http_registry_refuse(ngx_http_request_t *r,
+    ngx_http_registry_error_t *err)
+{
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_registry_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->answer = *err;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_registry_module);
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_registry_answer_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_str_t                 body;
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (ctx == NULL || ctx->registry || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    if (ctx->answer.status == NGX_HTTP_OK) {
+        ngx_str_set(&body, "{}\n");
+        rc = ngx_http_registry_send(r, NGX_HTTP_OK, &body);
+
+    } else {
+        rc = ngx_http_registry_send_error(r, &ctx->answer);
+    }
+
     ngx_http_finalize_request(r, rc);
 
     return NGX_DONE;
@@ -415,7 +489,18 @@ ngx_http_registry_select(ngx_http_request_t *r,
 
     if (args->ns.len) {
         reg = ngx_http_registry_lookup(rmcf, &args->ns);
-        ctx->ns = args->ns;
+
+        /* echoed in the answer: args are on the stack */
+
+        ctx->ns.data = ngx_pstrdup(r->pool, &args->ns);
+        if (ctx->ns.data == NULL) {
+            err->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            ngx_str_set(&err->code, "UNKNOWN");
+            ngx_str_set(&err->message, "out of memory");
+            return NULL;
+        }
+
+        ctx->ns.len = args->ns.len;
         goto found;
     }
 
@@ -767,7 +852,7 @@ ngx_http_registry_header_filter(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
-    if (ctx == NULL || r != r->main) {
+    if (ctx == NULL || ctx->registry == NULL || r != r->main) {
         return ngx_http_next_header_filter(r);
     }
 
@@ -984,7 +1069,7 @@ ngx_http_registry_conf_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
-    if (ctx == NULL) {
+    if (ctx == NULL || ctx->registry == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
@@ -1040,22 +1125,70 @@ ngx_http_registry_authorization_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
-    if (r->headers_in.authorization) {
-        s = &r->headers_in.authorization->value;
+    s = ngx_http_registry_client_credentials(r);
 
-    } else if (ctx
-               && ngx_http_registry_token_get(r, &ctx->token_key,
-                                              &ctx->authorization)
-                  == NGX_OK)
+    if (s == NULL && ctx
+        && ngx_http_registry_token_get(r, &ctx->token_key,
+                                       &ctx->authorization)
+           == NGX_OK)
     {
         s = &ctx->authorization;
+    }
 
-    } else {
+    if (s == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
 
     ngx_http_registry_set_value(v, s);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The client's own Authorization, when it is the client's business with
+ * the upstream: not when the operator's access control has read it
+ * (auth_basic in front of the mirror parses it into r->headers_in.user),
+ * nor where the operator says credentials are the mirror's
+ * (registry_client_credentials off: "satisfy any", auth_request), for
+ * those credentials are the operator's and stop here.
+ */
+
+ngx_str_t *
+ngx_http_registry_client_credentials(ngx_http_request_t *r)
+{
+    ngx_http_registry_loc_conf_t  *rlcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
+
+    if (r->headers_in.authorization == NULL
+        || r->headers_in.user.data != NULL
+        || !rlcf->client_credentials)
+    {
+        return NULL;
+    }
+
+    return &r->headers_in.authorization->value;
+}
+
+
+/* "1" when the client's own credentials go upstream: never cached */
+
+static ngx_int_t
+ngx_http_registry_client_credentials_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    if (ngx_http_registry_client_credentials(r) == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = 1;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = (u_char *) "1";
 
     return NGX_OK;
 }
@@ -1079,7 +1212,9 @@ ngx_http_registry_token_auth_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_registry_module);
 
-    if (ctx == NULL || ctx->registry->credentials.len == 0) {
+    if (ctx == NULL || ctx->registry == NULL
+        || ctx->registry->credentials.len == 0)
+    {
         v->not_found = 1;
         return NGX_OK;
     }
@@ -1549,6 +1684,7 @@ ngx_http_registry_create_loc_conf(ngx_conf_t *cf)
     rlcf->verify = NGX_CONF_UNSET;
     rlcf->upstream_errors = NGX_CONF_UNSET;
     rlcf->redirect_http = NGX_CONF_UNSET;
+    rlcf->client_credentials = NGX_CONF_UNSET;
     rlcf->redirect_allow = NGX_CONF_UNSET_PTR;
     rlcf->tag_valid = NGX_CONF_UNSET;
     rlcf->digest_valid = NGX_CONF_UNSET;
@@ -1580,6 +1716,8 @@ ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->verify, prev->verify, 1);
     ngx_conf_merge_value(conf->upstream_errors, prev->upstream_errors, 0);
     ngx_conf_merge_value(conf->redirect_http, prev->redirect_http, 0);
+    ngx_conf_merge_value(conf->client_credentials,
+                         prev->client_credentials, 1);
     ngx_conf_merge_ptr_value(conf->redirect_allow, prev->redirect_allow,
                              NULL);
     ngx_conf_merge_sec_value(conf->tag_valid, prev->tag_valid, 60);
@@ -1638,6 +1776,13 @@ ngx_http_registry_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_registry_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_registry_answer_handler;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
     if (h == NULL) {

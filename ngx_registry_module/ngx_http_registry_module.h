@@ -52,6 +52,7 @@ typedef struct {
     ngx_flag_t                 verify;
     ngx_flag_t                 upstream_errors;
     ngx_flag_t                 redirect_http;
+    ngx_flag_t                 client_credentials;
     ngx_array_t               *redirect_allow;   /* ngx_cidr_t */
     time_t                     tag_valid;
     time_t                     digest_valid;
@@ -80,6 +81,10 @@ typedef struct {
     ngx_http_request_t        *token_sr;
     ngx_uint_t                 token_status;
     ngx_buf_t                 *token_body;
+    ngx_http_registry_error_t  answer;      /* without a registry: the
+                                               mirror's own answer */
+    ngx_uint_t                 error_status;  /* what sent it to the
+                                                 upstream-error location */
     unsigned                   token_done:1;
     unsigned                   token_failed:1;
     unsigned                   digest:1;    /* immutable content */
@@ -95,6 +100,7 @@ ngx_int_t ngx_http_registry_send_error(ngx_http_request_t *r,
 ngx_int_t ngx_http_registry_headers(ngx_list_t *headers, ngx_str_t *name,
     ngx_http_registry_header_pt handler, void *data);
 ngx_int_t ngx_http_registry_first_line(ngx_table_elt_t *h, void *data);
+ngx_str_t *ngx_http_registry_client_credentials(ngx_http_request_t *r);
 
 
 static ngx_inline void

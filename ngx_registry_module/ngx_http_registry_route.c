@@ -253,14 +253,38 @@ ngx_http_registry_parse_args(u_char *p, size_t len,
         p = amp + 1;
 
         if (ngx_http_registry_seg_is(&key, "ns")) {
-            if (ngx_http_registry_valid_host(value.data, value.len)
-                != NGX_OK)
-            {
-                return ngx_http_registry_fail(err, 400, "NAME_INVALID",
-                                              "invalid ns argument");
+
+            /*
+             * containerd escapes the port's colon as Go's URL encoder
+             * does ("ns=host%3A5000"); that escape, and no other, is
+             * decoded
+             */
+
+            args->ns.data = args->ns_buf;
+            args->ns.len = 0;
+
+            for (i = 0; i < value.len; i++) {
+                if (args->ns.len == NGX_HTTP_REGISTRY_NS_MAX) {
+                    goto bad_ns;
+                }
+
+                if (value.data[i] == '%' && value.len - i >= 3
+                    && value.data[i + 1] == '3'
+                    && (value.data[i + 2] | 0x20) == 'a')
+                {
+                    args->ns_buf[args->ns.len++] = ':';
+                    i += 2;
+                    continue;
+                }
+
+                args->ns_buf[args->ns.len++] = value.data[i];
             }
 
-            args->ns = value;
+            if (ngx_http_registry_valid_host(args->ns.data, args->ns.len)
+                != NGX_OK)
+            {
+                goto bad_ns;
+            }
 
         } else if (ngx_http_registry_seg_is(&key, "n")) {
             if (value.len == 0 || value.len > 5) {
@@ -298,6 +322,11 @@ ngx_http_registry_parse_args(u_char *p, size_t len,
     }
 
     return NGX_OK;
+
+bad_ns:
+
+    return ngx_http_registry_fail(err, 400, "NAME_INVALID",
+                                  "invalid ns argument");
 
 bad_n:
 

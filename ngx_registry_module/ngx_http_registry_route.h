@@ -41,8 +41,13 @@ typedef struct {
 
 /* the query arguments a pull may carry, checked */
 
+/* a host name of 253 bytes and ":65535" */
+#define NGX_HTTP_REGISTRY_NS_MAX       260
+
+
 typedef struct {
-    ngx_str_t                  ns;
+    ngx_str_t                  ns;          /* decoded, in ns_buf */
+    u_char                     ns_buf[NGX_HTTP_REGISTRY_NS_MAX];
     ngx_str_t                  n;
     ngx_str_t                  last;
     ngx_str_t                  artifact_type;

@@ -1,0 +1,135 @@
+#!/usr/bin/perl
+
+# The JSON tokenizer that reads what upstreams send (token answers,
+# manifests): table tests of its tokens, then mutated documents whose
+# verdict must be Perl's JSON::PP's, all through a build with
+# AddressSanitizer and UBSan where the compiler has them, so that no
+# document makes it read outside the input.
+
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use JSON::PP;
+use RegistryTest;
+
+my $src = "$ROOT/ngx_registry_module";
+my $ngx = "$ROOT/build/nginx";
+my $bin = test_dir() . '/json_test';
+my @inc = map { "-I$ngx/$_" }
+          qw(src/core src/event src/event/modules src/os/unix objs);
+my @cc = ('cc', '-g', '-O1', '-Wall', '-Werror', @inc, "-I$src",
+          "$ROOT/t/unit/json_test.c", "$src/ngx_http_registry_json.c",
+          '-o', $bin);
+
+my $out = run_out(@cc[0 .. 4], '-fsanitize=address,undefined',
+                  '-fno-sanitize-recover=all', @cc[5 .. $#cc]);
+if ($?) {
+    diag('built without sanitizers');
+    $out = run_out(@cc);
+    BAIL_OUT("json_test does not build:\n$out") if $?;
+}
+
+# documents in, one line of tokens (or "error") out for each
+sub tokenize {
+    my (@docs) = @_;
+    my $in = test_dir() . '/json.in';
+    spew($in, join('', map { unpack('H*', $_) . "\n" } @docs));
+    my @lines = split /\n/, run_out("$bin < $in");
+    is($?, 0, 'json_test ran (' . scalar(@docs) . ' documents)')
+        or diag(join "\n", @lines[-5 .. -1]);
+    return @lines;
+}
+
+my @table = (
+    ['{"token":"abc","expires_in":300}',
+     'ok 0:O 1:S:token=abc/616263 1:N:expires_in=300 0:E'],
+    ['  [1, -2.5e+3, true, false, null]  ',
+     'ok 0:A 1:N:=1 1:N:=-2.5e+3 1:T:=true 1:F:=false 1:Z:=null 0:E'],
+    ['"a\"b\\\\\/\u00e9\ud83d\ude00"',
+     'ok 0:S=~a\"b\\\\\/\u00e9\ud83d\ude00/6122625c2fc3a9f09f9880'],
+    ['{"a":{"b":[{"token":"x"}]},"token":"y"}',
+     'ok 0:O 1:O:a 2:A:b 3:O: 4:S:token=x/78 3:E: 2:E: 1:E: '
+     . '1:S:token=y/79 0:E'],
+    ['{}', 'ok 0:O 0:E'],
+    ['[]', 'ok 0:A 0:E'],
+    ['0', 'ok 0:N=0'],
+    ['"\u0000"', 'ok 0:S=~\u0000/!'],
+    ['"\udc00"', 'ok 0:S=~\udc00/!'],
+    ['"\ud800x"', 'ok 0:S=~\ud800x/!'],
+);
+
+# what must be refused
+my @bad = ('', ' ', '{', '}', '[1,]', '{"a":1,}', '{"a" 1}', '{a:1}',
+           '01', '-', '1.', '.5', '1e', '+1', 'tru', 'nul', 'True',
+           "\"a\nb\"", '"\x"', '"\u12"', '"abc', '{"a":1}x', '[1 2]',
+           '{"a":1 "b":2}', "\"\t\"", '[' x 33 . ']' x 33, "{\"a\":1}\0",
+           '{"a":1}}', '[1]]', '{"a":[}', '{"a":]}', '"\\');
+
+my @docs = ((map { $_->[0] } @table), @bad);
+my @got = tokenize(@docs);
+
+for my $i (0 .. $#table) {
+    is($got[$i], $table[$i][1], "tokens of $table[$i][0]");
+}
+
+for my $i (0 .. $#bad) {
+    (my $show = $bad[$i]) =~ s/([^ -~])/sprintf '\\x%02x', ord $1/ge;
+    like($got[$#table + 1 + $i], qr/ error$/, "refused: $show");
+}
+
+ok(!grep(/STICKY|OUTSIDE/, @got), 'errors are final; no token outside its'
+   . ' document');
+
+# deep nesting: 32 levels are fine, 33 are not
+my @deep = tokenize('[' x 32 . ']' x 32, '{"a":' x 32 . '1' . '}' x 32);
+unlike($deep[0], qr/error/, '32 nested arrays');
+unlike($deep[1], qr/error/, '32 nested objects');
+
+# mutated documents: the same verdict as JSON::PP (strict, any root)
+my $pp = JSON::PP->new->allow_nonref;
+my @seeds = ('{"token":"abc.def","access_token":"x","expires_in":300,'
+             . '"issued_at":"2024-01-01T00:00:00Z"}',
+             '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.'
+             . 'manifest.v1+json","config":{"digest":"sha256:aa","size":7},'
+             . '"layers":[{"size":1,"urls":["a","b"]},{"size":-1.5e3}],'
+             . '"annotations":{"k":"v\"\\\\\/\n"},"x":[true,false,null,[]]}');
+my @alphabet = split //, q({}[]",:.-+eE0123456789 \\/nrtfalsu);
+srand(20261130);
+my @mut;
+for my $n (1 .. 20000) {
+    my $d = $seeds[$n % 2];
+    for (1 .. 1 + $n % 4) {
+        my $at = int rand length $d;
+        my $r = rand;
+        if ($r < 0.4) {
+            substr($d, $at, 1) = $alphabet[rand @alphabet];
+        } elsif ($r < 0.6) {
+            substr($d, $at, 1) = '';
+        } elsif ($r < 0.8) {
+            substr($d, $at, 0) = $alphabet[rand @alphabet];
+        } else {
+            $d = substr($d, 0, $at);
+        }
+    }
+    push @mut, $d;
+}
+my @verdict = tokenize(@mut);
+my ($agree, $valid, @differ) = (0, 0);
+for my $i (0 .. $#mut) {
+    my $ours = $verdict[$i] =~ / error$/ ? 'error' : 'ok';
+    my $theirs = eval { $pp->decode($mut[$i]); 1 } ? 'ok' : 'error';
+    # JSON::PP also refuses lone surrogates, which the tokenizer leaves
+    # to json_unescape (its "/!"); the alphabet above makes none
+    $valid++ if $theirs eq 'ok';
+    if ($ours eq $theirs) {
+        $agree++;
+    } else {
+        push @differ, "$ours/$theirs: $mut[$i]";
+    }
+}
+is(scalar @differ, 0, "$agree mutated documents ($valid of them valid): "
+   . 'same verdict as JSON::PP')
+    or diag(join "\n", @differ[0 .. ($#differ < 9 ? $#differ : 9)]);
+
+done_testing();
