@@ -172,11 +172,23 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
             return NGX_AGAIN;
         }
 
+        /* room for the token unescaped: at most the answer's size */
+
+        p = NULL;
+
+        if (ctx->token_body) {
+            p = ngx_pnalloc(r->pool,
+                            ctx->token_body->last - ctx->token_body->pos);
+            if (p == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
         if (ctx->token_status != NGX_HTTP_OK || ctx->token_body == NULL
             || ngx_http_registry_token_parse(ctx->token_body->pos,
                                              ctx->token_body->last
                                              - ctx->token_body->pos,
-                                             &token, &expires_in)
+                                             p, &token, &expires_in)
                != NGX_OK)
         {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

@@ -16,6 +16,10 @@
 
 #define NGX_HTTP_REGISTRY_TOKEN_MAX_AGE  3600
 
+/* the longest upstream token taken */
+
+#define NGX_HTTP_REGISTRY_TOKEN_LEN      16384
+
 
 /* a WWW-Authenticate challenge, as registries send it */
 
@@ -29,7 +33,7 @@ typedef struct {
 
 ngx_int_t ngx_http_registry_challenge_parse(u_char *p, size_t len,
     ngx_http_registry_challenge_t *ch);
-ngx_int_t ngx_http_registry_token_parse(u_char *p, size_t len,
+ngx_int_t ngx_http_registry_token_parse(u_char *p, size_t len, u_char *buf,
     ngx_str_t *token, time_t *expires_in);
 
 

@@ -2,9 +2,10 @@
 
 # What a hostile token service can answer the mirror: a real distribution
 # registry with token auth whose realm is a test server that answers every
-# token request with the bytes a case needs.  An answer the mirror cannot
-# take gives the client 502 UNAVAILABLE with an OCI body, and nothing of it
-# goes upstream as a token.
+# token request with the bytes a case needs.  The token is a member of the
+# top-level object, named exactly, in well-formed JSON; an answer the mirror
+# cannot take (no such token, or over 64 KiB) gives the client 502
+# UNAVAILABLE with an OCI body, and nothing of it goes upstream as a token.
 
 use strict;
 use warnings;
@@ -75,12 +76,42 @@ sub sent {
     return @sent;
 }
 
+# --- the token is a member of the top-level object, named exactly ----------
+
+for my $case (['{"data":{"token":"nested-token","expires_in":300}}',
+               'only nested'],
+              ['{"TOKEN":"upper-token","Access_Token":"upper-token"}',
+               'named in other cases'],
+              ['{"token":"one-token","token":"two-token"}', 'twice'],
+              ['{"token":"a token"}', 'with a space'],
+              ['{"token":"trailing-token"} {}', 'with bytes after the JSON'])
+{
+    my ($body, $what) = @$case;
+    my $r = ask($body);
+    is($r->{status}, 502, "a token answer with the token $what: 502");
+    is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE',
+       '... UNAVAILABLE');
+    is(scalar file_lines($token_log), 1, '... after one token request');
+    is(scalar(grep { /Bearer/ } sent()), 0, '... and no token went upstream')
+        or diag explain [sent()];
+}
+
+my $r = ask('{"data":{"token":"nested-token"},"token":"top-token",'
+            . '"expires_in":300}');
+is($r->{status}, 403, 'a top-level token beside a nested one: used, and '
+                      . 'the registry refuses it');
+is_deeply([map { /"(Bearer [^"]*)"$/ ? $1 : () } sent()],
+          ['Bearer top-token'], '... the top-level token went upstream');
+$r = ask('{"token":"esc\\/aped\\u002dtoken"}');
+is_deeply([map { /"(Bearer [^"]*)"$/ ? $1 : () } sent()],
+          ['Bearer esc/aped-token'], 'an escaped token went unescaped');
+
 # --- answers too big for the subrequest buffer --------------------------------
 
 for my $framing ('length', 'chunked') {
     unlink "$answer.chunked";
     spew("$answer.chunked", '') if $framing eq 'chunked';
-    my $r = ask('{"token":"' . ('a' x (100 * 1024)) . '","expires_in":300}');
+    $r = ask('{"token":"' . ('a' x (100 * 1024)) . '","expires_in":300}');
     is($r->{status}, 502, "a token answer of 100 KiB ($framing): 502");
     is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE',
        '... with an OCI UNAVAILABLE body');
