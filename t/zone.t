@@ -18,6 +18,7 @@ my $d = test_dir();
 sub shared_maps {
     my ($pid) = @_;
     my @sizes;
+    no warnings 'portable';    # 64-bit addresses
     for (split /\n/, slurp("/proc/$pid/maps")) {
         next unless /^([0-9a-f]+)-([0-9a-f]+) \S{3}s .*\/dev\/zero/;
         push @sizes, (hex($2) - hex($1)) / 1024;
