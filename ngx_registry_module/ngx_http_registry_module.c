@@ -1647,14 +1647,12 @@ ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_size_value(rmcf->zone_size, NGX_HTTP_REGISTRY_ZONE_SIZE);
 
-    if (rmcf->registries.nelts == 0) {
-        return NGX_CONF_OK;
-    }
-
-    rmcf->zone = ngx_http_registry_zone_add(cf, rmcf->zone_size,
-                                            &ngx_http_registry_module);
-    if (rmcf->zone == NULL) {
-        return NGX_CONF_ERROR;
+    if (rmcf->registries.nelts) {
+        rmcf->zone = ngx_http_registry_zone_add(cf, rmcf->zone_size,
+                                                &ngx_http_registry_module);
+        if (rmcf->zone == NULL) {
+            return NGX_CONF_ERROR;
+        }
     }
 
     return NGX_CONF_OK;
