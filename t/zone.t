@@ -4,6 +4,7 @@
 # configured, sized by registry_zone, one share of it for each kind of
 # record.  A flood of distinct tokens in a small zone evicts the least
 # recently used tokens, logs no crit line, and the token in use stays.
+# Keys with the same crc32 are told apart.
 # (Tokens and counters kept across a reload: t/auth.t and t/verify.t.)
 
 use strict;
@@ -166,5 +167,26 @@ tags('flood1');
 is(fetches('flood1'), 2, '... and evicted: asked again, fetched again');
 unlike(slurp($ng->{error_log}), qr/\[(crit|alert|emerg)\]|no memory/,
        'no crit line, no "no memory" in the error log');
+
+# --- keys with one crc32 -------------------------------------------------------
+
+# "docker.io repository:public/0xyf3rpz5c:pull" and "...ga87t0m5rv..."
+# have the same crc32 (0xb278d3c7), "...c1..." a higher one: kept in this
+# order, a tree that sends equal hashes right and is rotated after the
+# third loses the first
+$port = free_port();
+$ng = start_nginx(ports => [$port], http => <<"EOF");
+    registry docker.io $reg->{url};
+    server {
+        listen 127.0.0.1:$port;
+        registry_default docker.io;
+        include $ROOT/registry_params;
+    }
+EOF
+my @names = ('0xyf3rpz5c', 'ga87t0m5rv', 'c1');
+tags($_) for @names;
+tags($_) for @names;
+is_deeply([map { fetches($_) } @names], [1, 1, 1],
+          'tokens whose keys share a crc32: each found again, fetched once');
 
 done_testing();
