@@ -119,7 +119,7 @@ asan-test:
 	REGISTRY_MODULE=$(ASAN_DIR)/nginx/objs/ngx_http_registry_module.so \
 	ASAN_OPTIONS=log_path=$(ASAN_DIR)/reports/asan:detect_leaks=0:detect_odr_violation=0 \
 	    prove t/routing.t t/proxy.t t/validation.t t/private.t t/cache*.t \
-	        t/auth.t t/tls.t t/redirect.t \
+	        t/auth.t t/token-answers.t t/zone.t t/tls.t t/redirect.t \
 	        t/verify.t
 	@if ls $(ASAN_DIR)/reports | grep -q .; then \
 	    cat $(ASAN_DIR)/reports/*; exit 1; fi

@@ -10,273 +10,71 @@
 #include "ngx_http_registry_module.h"
 
 
-/*
- * Upstream tokens, shared by all workers and kept across reloads: an
- * rbtree of "<registry> <scope>" -> token with its expiry, in a slab pool,
- * least recently used evicted first when the zone is full.
- */
-
-#define NGX_HTTP_REGISTRY_TOKENS_SIZE  (4 * 1024 * 1024)
-
-
-typedef struct {
-    ngx_rbtree_node_t          node;       /* key: crc32 of the key */
-    ngx_queue_t                queue;
-    time_t                     expires;
-    u_short                    key_len;
-    u_short                    token_len;
-    u_char                     data[1];    /* key, then token */
-} ngx_http_registry_token_t;
-
-
-typedef struct {
-    ngx_rbtree_t               rbtree;
-    ngx_rbtree_node_t          sentinel;
-    ngx_queue_t                queue;
-} ngx_http_registry_tokens_sh_t;
-
-
-typedef struct {
-    ngx_http_registry_tokens_sh_t  *sh;
-    ngx_slab_pool_t                *shpool;
-} ngx_http_registry_tokens_t;
-
-
-static ngx_int_t ngx_http_registry_tokens_init_zone(ngx_shm_zone_t *zone,
-    void *data);
-static void ngx_http_registry_tokens_insert(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static ngx_http_registry_token_t *ngx_http_registry_token_find(
-    ngx_str_t *key, uint32_t hash);
-
-
 static ngx_int_t ngx_http_registry_token_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
-static ngx_int_t ngx_http_registry_token_retry(ngx_http_request_t *r);
+static ngx_int_t ngx_http_registry_token_retry(ngx_http_request_t *r,
+    ngx_str_t *value);
 static void ngx_http_registry_retried(void *data);
-static ngx_uint_t ngx_http_registry_was_retried(ngx_http_request_t *r);
+static ngx_str_t *ngx_http_registry_retry_token(ngx_http_request_t *r);
 static ngx_int_t ngx_http_registry_deny(ngx_http_request_t *r,
     ngx_uint_t status, char *code, char *message);
 static ngx_int_t ngx_http_registry_too_many(ngx_http_request_t *r);
+static ngx_int_t ngx_http_registry_hide(ngx_table_elt_t *h, void *data);
 
 
-static ngx_http_registry_tokens_t  ngx_http_registry_tokens;
 static ngx_str_t  ngx_http_registry_token_uri = ngx_string("/_registry/token");
+static ngx_str_t  ngx_http_registry_www_authenticate =
+    ngx_string("WWW-Authenticate");
 
+
+/*
+ * The Authorization for key: the token this request was retried with (it
+ * reaches the retry even when the zone could not keep it), else a copy
+ * of the one kept in the shared zone for every worker, if it has not
+ * expired.
+ */
 
 ngx_int_t
-ngx_http_registry_tokens_zone(ngx_conf_t *cf, void *tag)
+ngx_http_registry_token_get(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *token)
 {
-    ngx_str_t        name = ngx_string("ngx_http_registry_tokens");
-    ngx_shm_zone_t  *zone;
+    ngx_str_t                      *kept;
+    ngx_http_registry_main_conf_t  *rmcf;
 
-    zone = ngx_shared_memory_add(cf, &name, NGX_HTTP_REGISTRY_TOKENS_SIZE,
-                                 tag);
-    if (zone == NULL) {
-        return NGX_ERROR;
-    }
+    kept = ngx_http_registry_retry_token(r);
 
-    zone->init = ngx_http_registry_tokens_init_zone;
-    zone->data = &ngx_http_registry_tokens;
-
-    return NGX_OK;
-}
-
-
-/* a reload finds the old zone, and the tokens in it, again */
-
-static ngx_int_t
-ngx_http_registry_tokens_init_zone(ngx_shm_zone_t *zone, void *data)
-{
-    ngx_http_registry_tokens_t  *t = zone->data;
-
-    t->shpool = (ngx_slab_pool_t *) zone->shm.addr;
-
-    if (data != NULL || zone->shm.exists) {
-        t->sh = t->shpool->data;
+    if (kept) {
+        *token = *kept;
         return NGX_OK;
     }
 
-    t->sh = ngx_slab_alloc(t->shpool, sizeof(ngx_http_registry_tokens_sh_t));
-    if (t->sh == NULL) {
-        return NGX_ERROR;
-    }
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
-    t->shpool->data = t->sh;
-
-    ngx_rbtree_init(&t->sh->rbtree, &t->sh->sentinel,
-                    ngx_http_registry_tokens_insert);
-    ngx_queue_init(&t->sh->queue);
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_registry_tokens_insert(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t  **p;
-
-    for ( ;; ) {
-
-        /* equal hashes go right; lookups compare the keys */
-
-        p = (node->key < temp->key) ? &temp->left : &temp->right;
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
-
-
-static ngx_http_registry_token_t *
-ngx_http_registry_token_find(ngx_str_t *key, uint32_t hash)
-{
-    ngx_rbtree_node_t          *node, *sentinel;
-    ngx_http_registry_token_t  *t;
-
-    node = ngx_http_registry_tokens.sh->rbtree.root;
-    sentinel = ngx_http_registry_tokens.sh->rbtree.sentinel;
-
-    while (node != sentinel) {
-
-        if (hash != node->key) {
-            node = (hash < node->key) ? node->left : node->right;
-            continue;
-        }
-
-        t = (ngx_http_registry_token_t *) node;
-
-        if (t->key_len == key->len
-            && ngx_memcmp(t->data, key->data, key->len) == 0)
-        {
-            return t;
-        }
-
-        node = node->right;
-    }
-
-    return NULL;
-}
-
-
-/* a copy of the token for key, if one is there and has not expired */
-
-ngx_int_t
-ngx_http_registry_token_get(ngx_pool_t *pool, ngx_str_t *key,
-    ngx_str_t *token)
-{
-    ngx_int_t                   rc;
-    ngx_http_registry_token_t  *t;
-
-    if (ngx_http_registry_tokens.sh == NULL) {
+    if (rmcf->zone == NULL) {
         return NGX_DECLINED;
     }
 
-    rc = NGX_DECLINED;
-
-    ngx_shmtx_lock(&ngx_http_registry_tokens.shpool->mutex);
-
-    t = ngx_http_registry_token_find(key, ngx_crc32_short(key->data,
-                                                          key->len));
-
-    if (t && t->expires > ngx_time()) {
-        token->data = ngx_pnalloc(pool, t->token_len);
-
-        if (token->data) {
-            token->len = t->token_len;
-            ngx_memcpy(token->data, t->data + t->key_len, t->token_len);
-
-            ngx_queue_remove(&t->queue);
-            ngx_queue_insert_head(&ngx_http_registry_tokens.sh->queue,
-                                  &t->queue);
-            rc = NGX_OK;
-        }
-    }
-
-    ngx_shmtx_unlock(&ngx_http_registry_tokens.shpool->mutex);
-
-    return rc;
+    return ngx_http_registry_zone_get(rmcf->zone,
+                                      NGX_HTTP_REGISTRY_ZONE_TOKEN, key,
+                                      r->pool, token);
 }
 
 
 ngx_int_t
-ngx_http_registry_token_set(ngx_str_t *key, ngx_str_t *token,
-    time_t expires)
+ngx_http_registry_token_set(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *token, time_t expires)
 {
-    size_t                      size;
-    uint32_t                    hash;
-    ngx_uint_t                  i;
-    ngx_queue_t                *q;
-    ngx_http_registry_token_t  *t;
+    ngx_http_registry_main_conf_t  *rmcf;
 
-    if (ngx_http_registry_tokens.sh == NULL
-        || key->len > 65535 || token->len > 65535)
-    {
-        return NGX_ERROR;
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
+
+    if (rmcf->zone == NULL) {
+        return NGX_DECLINED;
     }
 
-    hash = ngx_crc32_short(key->data, key->len);
-    size = offsetof(ngx_http_registry_token_t, data) + key->len + token->len;
-
-    ngx_shmtx_lock(&ngx_http_registry_tokens.shpool->mutex);
-
-    t = ngx_http_registry_token_find(key, hash);
-
-    if (t) {
-        ngx_queue_remove(&t->queue);
-        ngx_rbtree_delete(&ngx_http_registry_tokens.sh->rbtree, &t->node);
-        ngx_slab_free_locked(ngx_http_registry_tokens.shpool, t);
-    }
-
-    /* make room from the least recently used end, a few tries */
-
-    for (i = 0; i < 16; i++) {
-        t = ngx_slab_alloc_locked(ngx_http_registry_tokens.shpool, size);
-        if (t) {
-            break;
-        }
-
-        if (ngx_queue_empty(&ngx_http_registry_tokens.sh->queue)) {
-            break;
-        }
-
-        q = ngx_queue_last(&ngx_http_registry_tokens.sh->queue);
-        ngx_queue_remove(q);
-        t = ngx_queue_data(q, ngx_http_registry_token_t, queue);
-        ngx_rbtree_delete(&ngx_http_registry_tokens.sh->rbtree, &t->node);
-        ngx_slab_free_locked(ngx_http_registry_tokens.shpool, t);
-        t = NULL;
-    }
-
-    if (t == NULL) {
-        ngx_shmtx_unlock(&ngx_http_registry_tokens.shpool->mutex);
-        return NGX_ERROR;
-    }
-
-    t->node.key = hash;
-    t->expires = expires;
-    t->key_len = (u_short) key->len;
-    t->token_len = (u_short) token->len;
-    ngx_memcpy(t->data, key->data, key->len);
-    ngx_memcpy(t->data + key->len, token->data, token->len);
-
-    ngx_rbtree_insert(&ngx_http_registry_tokens.sh->rbtree, &t->node);
-    ngx_queue_insert_head(&ngx_http_registry_tokens.sh->queue, &t->queue);
-
-    ngx_shmtx_unlock(&ngx_http_registry_tokens.shpool->mutex);
-
-    return NGX_OK;
+    return ngx_http_registry_zone_set(rmcf->zone,
+                                      NGX_HTTP_REGISTRY_ZONE_TOKEN, key,
+                                      token, expires);
 }
 
 
@@ -296,7 +94,7 @@ ngx_http_registry_token_set(ngx_str_t *key, ngx_str_t *token,
 ngx_int_t
 ngx_http_registry_upstream_error(ngx_http_request_t *r)
 {
-    u_char                         *p;
+    u_char                         *p, *e, *last;
     time_t                          expires_in;
     ngx_int_t                       rc;
     ngx_str_t                       token, value;
@@ -379,11 +177,23 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
             return NGX_AGAIN;
         }
 
+        /* room for the token unescaped: at most the answer's size */
+
+        p = NULL;
+
+        if (ctx->token_body) {
+            p = ngx_pnalloc(r->pool,
+                            ctx->token_body->last - ctx->token_body->pos);
+            if (p == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
         if (ctx->token_status != NGX_HTTP_OK || ctx->token_body == NULL
             || ngx_http_registry_token_parse(ctx->token_body->pos,
                                              ctx->token_body->last
                                              - ctx->token_body->pos,
-                                             &token, &expires_in)
+                                             p, &token, &expires_in)
                != NGX_OK)
         {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -408,16 +218,17 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
 
         expires_in = expires_in > 30 ? expires_in - 10 : expires_in / 2 + 1;
 
-        if (ngx_http_registry_token_set(&ctx->token_key, &value,
+        if (ngx_http_registry_token_set(r, &ctx->token_key, &value,
                                         ngx_time() + expires_in)
             != NGX_OK)
         {
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "registry: could not keep the token for \"%V\"",
-                          &ctx->token_key);
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "registry: the shared zone could not keep the "
+                          "token for \"%V\" (%uz bytes)",
+                          &ctx->token_key, value.len);
         }
 
-        return ngx_http_registry_token_retry(r);
+        return ngx_http_registry_token_retry(r, &value);
     }
 
     h = r->headers_out.www_authenticate;
@@ -451,34 +262,45 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
                                       "authentication required");
     }
 
-    /* from here on the mirror authenticates: the client gets no challenge */
+    /*
+     * From here on the mirror authenticates: the client gets no challenge,
+     * not one line of it (nginx 1.23 and later carry every line over).
+     */
 
-    if (h) {
-        h->hash = 0;
-        r->headers_out.www_authenticate = NULL;
-    }
+    (void) ngx_http_registry_headers(&r->headers_out.headers,
+                                     &ngx_http_registry_www_authenticate,
+                                     ngx_http_registry_hide, NULL);
+    r->headers_out.www_authenticate = NULL;
 
-    if (ngx_http_registry_was_retried(r) || (h == NULL)) {
+    if (ngx_http_registry_retry_token(r) || (h == NULL)) {
         return ngx_http_registry_deny(r, NGX_HTTP_FORBIDDEN, "DENIED",
                                       "the upstream registry refused access");
     }
 
     if (!ch.bearer) {
-        if (ngx_http_registry_token_set(&ctx->token_key,
-                                        &ctx->registry->credentials,
-                                        ngx_time() + 3600)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        (void) ngx_http_registry_token_set(r, &ctx->token_key,
+                                           &ctx->registry->credentials,
+                                           ngx_time() + 3600);
 
-        return ngx_http_registry_token_retry(r);
+        return ngx_http_registry_token_retry(r, &ctx->registry->credentials);
     }
 
-    /* realm?service=...&scope=repository:<name>:pull */
+    /*
+     * realm?service=...&scope=repository:<name>:pull, or the scopes the
+     * challenge names (space-separated: one "scope" argument each)
+     */
+
+    if (ch.scope.len == 0) {
+        ch.scope.data = ngx_strlchr(ctx->token_key.data,
+                                    ctx->token_key.data + ctx->token_key.len,
+                                    ' ')
+                        + 1;
+        ch.scope.len = ctx->token_key.data + ctx->token_key.len
+                       - ch.scope.data;
+    }
 
     p = ngx_pnalloc(r->pool, ch.realm.len + 3 * ch.service.len
-                             + 3 * ctx->token_key.len
+                             + 10 * ch.scope.len
                              + sizeof("?service=&scope=") - 1);
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -496,13 +318,27 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
         *p++ = '&';
     }
 
-    value = ctx->token_key;
-    value.data = ngx_strlchr(value.data, value.data + value.len, ' ') + 1;
-    value.len = ctx->token_key.data + ctx->token_key.len - value.data;
+    last = ch.scope.data + ch.scope.len;
 
-    p = ngx_cpymem(p, "scope=", 6);
-    p = (u_char *) ngx_escape_uri(p, value.data, value.len, NGX_ESCAPE_ARGS);
-    ctx->token_url.len = p - ctx->token_url.data;
+    for (value.data = ch.scope.data; value.data < last; /* void */ ) {
+        e = ngx_strlchr(value.data, last, ' ');
+        if (e == NULL) {
+            e = last;
+        }
+
+        value.len = e - value.data;
+
+        if (value.len) {
+            p = ngx_cpymem(p, "scope=", 6);
+            p = (u_char *) ngx_escape_uri(p, value.data, value.len,
+                                          NGX_ESCAPE_ARGS);
+            *p++ = '&';
+        }
+
+        value.data = e + 1;
+    }
+
+    ctx->token_url.len = p - 1 - ctx->token_url.data;
 
 fetch:
 
@@ -544,12 +380,47 @@ fetch:
 }
 
 
+/*
+ * A fetch that failed on the way (an answer larger than
+ * subrequest_output_buffer_size, a connection lost mid-answer) would end
+ * the client's request with it, unanswered: it is a failed fetch, and the
+ * client gets an OCI error.  An answer too big for the buffer marks the
+ * client's connection failed (ngx_http_output_filter does that for any
+ * filter's NGX_ERROR) although nothing was written to it: unless the
+ * client's side itself failed (closed, errored, timed out), the mark is
+ * lifted.
+ */
+
 static ngx_int_t
 ngx_http_registry_token_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 {
+    ngx_connection_t         *c;
     ngx_http_registry_ctx_t  *ctx = data;
 
+    c = r->connection;
+
+    if (rc == NGX_ERROR || c->error) {
+        ctx->token_failed = 1;
+
+        if (c->error
+            && (c->timedout || c->read->eof || c->read->error
+                || c->write->eof || c->write->error))
+        {
+            return rc;
+        }
+
+        c->error = 0;
+        rc = NGX_OK;
+    }
+
     ctx->token_done = 1;
+
+    if (ctx->token_failed) {
+        ctx->token_status = NGX_HTTP_BAD_GATEWAY;
+        ctx->token_body = NULL;
+        return rc;
+    }
+
     ctx->token_status = r->headers_out.status;
 
     if (r->out) {
@@ -562,12 +433,14 @@ ngx_http_registry_token_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 
 /*
  * Runs the request again through its location, now with the token.  The
- * redirect zeroes r->ctx, so the retry is remembered in the pool.
+ * redirect zeroes r->ctx, so the retry, and the token it is made with,
+ * are kept in the pool.
  */
 
 static ngx_int_t
-ngx_http_registry_token_retry(ngx_http_request_t *r)
+ngx_http_registry_token_retry(ngx_http_request_t *r, ngx_str_t *value)
 {
+    ngx_str_t           *token;
     ngx_pool_cleanup_t  *cln;
 
     if (!ngx_http_registry_redirects_left(r)) {
@@ -578,13 +451,15 @@ ngx_http_registry_token_retry(ngx_http_request_t *r)
                                       "too many internal redirects");
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_str_t));
     if (cln == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    token = cln->data;
+    *token = *value;
+
     cln->handler = ngx_http_registry_retried;
-    cln->data = NULL;
 
     (void) ngx_http_internal_redirect(r, &r->uri, &r->args);
     ngx_http_finalize_request(r, NGX_DONE);
@@ -600,18 +475,20 @@ ngx_http_registry_retried(void *data)
 }
 
 
-static ngx_uint_t
-ngx_http_registry_was_retried(ngx_http_request_t *r)
+/* the token the request was retried with, NULL if it was not retried */
+
+static ngx_str_t *
+ngx_http_registry_retry_token(ngx_http_request_t *r)
 {
     ngx_pool_cleanup_t  *cln;
 
     for (cln = r->pool->cleanup; cln; cln = cln->next) {
         if (cln->handler == ngx_http_registry_retried) {
-            return 1;
+            return cln->data;
         }
     }
 
-    return 0;
+    return NULL;
 }
 
 
@@ -647,6 +524,15 @@ ngx_http_registry_too_many(ngx_http_request_t *r)
     return ngx_http_registry_deny(r, NGX_HTTP_TOO_MANY_REQUESTS,
                                   "TOOMANYREQUESTS",
                                   "the upstream registry is rate-limiting");
+}
+
+
+static ngx_int_t
+ngx_http_registry_hide(ngx_table_elt_t *h, void *data)
+{
+    h->hash = 0;
+
+    return NGX_OK;
 }
 
 

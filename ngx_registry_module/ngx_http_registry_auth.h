@@ -16,12 +16,11 @@
 #include "ngx_http_registry_challenge.h"
 
 
-ngx_int_t ngx_http_registry_tokens_zone(ngx_conf_t *cf, void *tag);
 ngx_int_t ngx_http_registry_upstream_error(ngx_http_request_t *r);
-ngx_int_t ngx_http_registry_token_get(ngx_pool_t *pool, ngx_str_t *key,
+ngx_int_t ngx_http_registry_token_get(ngx_http_request_t *r, ngx_str_t *key,
     ngx_str_t *token);
-ngx_int_t ngx_http_registry_token_set(ngx_str_t *key, ngx_str_t *token,
-    time_t expires);
+ngx_int_t ngx_http_registry_token_set(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *token, time_t expires);
 
 
 #endif /* _NGX_HTTP_REGISTRY_AUTH_H_INCLUDED_ */

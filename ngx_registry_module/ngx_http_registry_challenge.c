@@ -7,6 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include "ngx_http_registry_challenge.h"
+#include "ngx_http_registry_json.h"
 
 
 /*
@@ -18,12 +19,11 @@
 
 static ngx_int_t ngx_http_registry_param(u_char **pp, u_char *last,
     ngx_str_t *name, ngx_str_t *value);
-static u_char *ngx_http_registry_json_value(u_char *p, u_char *last,
-    char *name);
 
 
 /*
- * Bearer realm="https://auth.example/token",service="registry.example"
+ * Bearer realm="https://auth.example/token",service="registry.example",
+ *        scope="repository:app:pull"
  * Basic realm="Registry"
  */
 
@@ -61,6 +61,11 @@ ngx_http_registry_challenge_parse(u_char *p, size_t len,
                       == 0)
         {
             ch->service = value;
+
+        } else if (name.len == 5
+                   && ngx_strncasecmp(name.data, (u_char *) "scope", 5) == 0)
+        {
+            ch->scope = value;
         }
     }
 
@@ -138,88 +143,120 @@ ngx_http_registry_param(u_char **pp, u_char *last, ngx_str_t *name,
 
 /*
  * {"token":"...","access_token":"...","expires_in":300,...}: the token
- * (access_token if there is no token) and its lifetime, 60 s if absent.
+ * (access_token if there is no token) and its lifetime, 60 s if absent or
+ * not a positive integer, an hour at most: a token is not trusted for
+ * longer than that.  Only members of the top-level object count, named
+ * exactly (a "token" nested deeper, "TOKEN" or an escaped spelling of the
+ * name is not the token), in a well-formed document; any of the three
+ * twice is refused, as parsers disagree on which one counts.  The token
+ * is unescaped into buf (len bytes) when it has escapes, and must be
+ * printable ASCII without spaces, at most NGX_HTTP_REGISTRY_TOKEN_LEN
+ * bytes.
  */
 
 ngx_int_t
-ngx_http_registry_token_parse(u_char *p, size_t len, ngx_str_t *token,
-    time_t *expires_in)
+ngx_http_registry_token_parse(u_char *p, size_t len, u_char *buf,
+    ngx_str_t *token, time_t *expires_in)
 {
-    u_char     *last, *v, *e;
-    ngx_int_t   n;
+    size_t                           n;
+    ngx_int_t                        rc, age;
+    ngx_http_registry_json_t         js;
+    ngx_http_registry_json_token_t   t, tok, access, expires, *found;
 
-    last = p + len;
+    ngx_http_registry_json_init(&js, p, len);
 
-    v = ngx_http_registry_json_value(p, last, "\"token\"");
-    if (v == NULL) {
-        v = ngx_http_registry_json_value(p, last, "\"access_token\"");
-    }
-
-    if (v == NULL || *v != '"') {
+    if (ngx_http_registry_json_next(&js, &t) != NGX_OK
+        || t.type != NGX_HTTP_REGISTRY_JSON_OBJECT)
+    {
         return NGX_DECLINED;
     }
 
-    v++;
+    tok.type = 0;
+    access.type = 0;
+    expires.type = 0;
 
-    for (e = v; e < last && *e != '"'; e++) {
-        if (*e == '\\' || *e < ' ' || *e > '~') {
+    while ((rc = ngx_http_registry_json_next(&js, &t)) == NGX_OK) {
+
+        if (t.depth != 1 || t.type == NGX_HTTP_REGISTRY_JSON_END) {
+            continue;
+        }
+
+        if (ngx_http_registry_json_is(&t.key, "token")) {
+            found = &tok;
+
+        } else if (ngx_http_registry_json_is(&t.key, "access_token")) {
+            found = &access;
+
+        } else if (ngx_http_registry_json_is(&t.key, "expires_in")) {
+            found = &expires;
+
+        } else {
+            continue;
+        }
+
+        if (found->type) {
+            return NGX_DECLINED;
+        }
+
+        *found = t;
+    }
+
+    if (rc != NGX_DONE) {
+        return NGX_DECLINED;
+    }
+
+    if (tok.type == 0) {
+        tok = access;
+    }
+
+    if (tok.type != NGX_HTTP_REGISTRY_JSON_STRING) {
+        return NGX_DECLINED;
+    }
+
+    if (tok.escaped) {
+        if (ngx_http_registry_json_unescape(&tok.value, buf, &token->len)
+            != NGX_OK)
+        {
+            return NGX_DECLINED;
+        }
+
+        token->data = buf;
+
+    } else {
+        *token = tok.value;
+    }
+
+    if (token->len == 0 || token->len > NGX_HTTP_REGISTRY_TOKEN_LEN) {
+        return NGX_DECLINED;
+    }
+
+    for (n = 0; n < token->len; n++) {
+        if (token->data[n] <= ' ' || token->data[n] > '~') {
             return NGX_DECLINED;
         }
     }
 
-    if (e == last || e == v || e - v > 16384) {
-        return NGX_DECLINED;
-    }
-
-    token->data = v;
-    token->len = e - v;
-
     *expires_in = 60;
 
-    v = ngx_http_registry_json_value(p, last, "\"expires_in\"");
+    if (expires.type == NGX_HTTP_REGISTRY_JSON_NUMBER) {
 
-    if (v) {
-        for (e = v; e < last && *e >= '0' && *e <= '9'; e++) { /* void */ }
+        /* a non-negative integer: no sign, fraction or exponent */
 
-        n = ngx_atoi(v, e - v);
-        if (n > 0) {
-            *expires_in = n;
+        for (n = 0; n < expires.value.len; n++) {
+            if (expires.value.data[n] < '0' || expires.value.data[n] > '9') {
+                break;
+            }
+        }
+
+        if (n == expires.value.len) {
+            age = (n > 9) ? NGX_HTTP_REGISTRY_TOKEN_MAX_AGE
+                          : ngx_atoi(expires.value.data, n);
+
+            if (age > 0) {
+                *expires_in = ngx_min(age, NGX_HTTP_REGISTRY_TOKEN_MAX_AGE);
+            }
         }
     }
 
     return NGX_OK;
-}
-
-
-/* the first byte of the value of a top-level key, spaces skipped */
-
-static u_char *
-ngx_http_registry_json_value(u_char *p, u_char *last, char *name)
-{
-    size_t   n;
-    u_char  *k;
-
-    n = ngx_strlen(name);
-
-    while ((k = ngx_strlcasestrn(p, last, (u_char *) name, n - 1)) != NULL) {
-        p = k + n;
-
-        while (p < last && (*p == ' ' || *p == '\t' || *p == '\n'
-                            || *p == '\r'))
-        {
-            p++;
-        }
-
-        if (p < last && *p == ':') {
-            p++;
-
-            while (p < last && (*p == ' ' || *p == '\t')) {
-                p++;
-            }
-
-            return p < last ? p : NULL;
-        }
-    }
-
-    return NULL;
 }

@@ -19,9 +19,6 @@ typedef struct {
 } ngx_http_registry_counters_t;
 
 
-ngx_int_t ngx_http_registry_metrics_zone(ngx_conf_t *cf, void *tag);
-
-
 extern ngx_http_registry_counters_t  *ngx_http_registry_counters;
 
 

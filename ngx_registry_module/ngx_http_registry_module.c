@@ -59,6 +59,8 @@ static ngx_int_t ngx_http_registry_credentials(ngx_conf_t *cf,
     ngx_str_t *name, ngx_str_t *basic);
 static char *ngx_http_registry_redirect_allow(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_registry_zone_size(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_registry_add_variables(ngx_conf_t *cf);
 static void *ngx_http_registry_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -66,6 +68,7 @@ static void *ngx_http_registry_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_registry_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_registry_init_process(ngx_cycle_t *cycle);
 
 
 static ngx_conf_post_handler_pt  ngx_http_registry_node_id_post =
@@ -87,6 +90,13 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_registry_main_conf_t, node_id),
       &ngx_http_registry_node_id_post },
+
+    { ngx_string("registry_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_registry_zone_size,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
 
     { ngx_string("registry_alias"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE2,
@@ -191,7 +201,7 @@ ngx_module_t  ngx_http_registry_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_registry_init_process,        /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
@@ -630,12 +640,14 @@ ngx_http_registry_upstream_uri(ngx_http_request_t *r,
 
     p = ngx_cpymem(p, "/v2/", 4);
 
+    /* the upstream's name for the repository has the prefix */
+
+    ctx->repository.data = p;
+
     if (reg->prefix.len) {
         p = ngx_cpymem(p, reg->prefix.data, reg->prefix.len);
         *p++ = '/';
     }
-
-    ctx->repository.data = p;
 
     if (library) {
         p = ngx_cpymem(p, "library/", 8);
@@ -1161,7 +1173,7 @@ ngx_http_registry_authorization_variable(ngx_http_request_t *r,
     s = ngx_http_registry_client_credentials(r);
 
     if (s == NULL && ctx
-        && ngx_http_registry_token_get(r->pool, &ctx->token_key,
+        && ngx_http_registry_token_get(r, &ctx->token_key,
                                        &ctx->authorization)
            == NGX_OK)
     {
@@ -1544,6 +1556,44 @@ ngx_http_registry_redirect_allow(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* registry_zone <size>; */
+
+static char *
+ngx_http_registry_zone_size(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_registry_main_conf_t *rmcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (rmcf->zone_size != NGX_CONF_UNSET_SIZE) {
+        return "is duplicate";
+    }
+
+    size = ngx_parse_size(&value[1]);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "registry_zone \"%V\" is too small, "
+                           "%uzk at least", &value[1],
+                           8 * ngx_pagesize / 1024);
+        return NGX_CONF_ERROR;
+    }
+
+    rmcf->zone_size = size;
+
+    return NGX_CONF_OK;
+}
+
+
 /* registry_alias <host> <registry>; the registry is found at merge time */
 
 static char *
@@ -1617,9 +1667,16 @@ ngx_http_registry_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    rmcf->zone_size = NGX_CONF_UNSET_SIZE;
+
     return rmcf;
 }
 
+
+/*
+ * The node id for CDN-Loop; the shared zone, only where there is a
+ * registry to keep anything for.
+ */
 
 static char *
 ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
@@ -1630,6 +1687,16 @@ ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
         && ngx_http_registry_node_id(cf, &rmcf->node_id) != NGX_OK)
     {
         return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_init_size_value(rmcf->zone_size, NGX_HTTP_REGISTRY_ZONE_SIZE);
+
+    if (rmcf->registries.nelts) {
+        rmcf->zone = ngx_http_registry_zone_add(cf, rmcf->zone_size,
+                                                &ngx_http_registry_module);
+        if (rmcf->zone == NULL) {
+            return NGX_CONF_ERROR;
+        }
     }
 
     return NGX_CONF_OK;
@@ -1766,16 +1833,30 @@ ngx_http_registry_init(ngx_conf_t *cf)
 
     *h = ngx_http_registry_upstream_error;
 
-    if (ngx_http_registry_metrics_zone(cf, &ngx_http_registry_module)
-        != NGX_OK
-        || ngx_http_registry_tokens_zone(cf, &ngx_http_registry_module)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_registry_header_filter;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The counters are reached from code that has no configuration at hand
+ * (the verifier): each worker points them at its cycle's zone, or at
+ * nothing when this configuration has no registry.
+ */
+
+static ngx_int_t
+ngx_http_registry_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_registry_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_registry_module);
+
+    ngx_http_registry_counters = (rmcf && rmcf->zone)
+                                 ? ngx_http_registry_zone_counters(rmcf->zone)
+                                 : NULL;
 
     return NGX_OK;
 }

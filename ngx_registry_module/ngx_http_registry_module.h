@@ -16,6 +16,7 @@
 #include "ngx_http_registry_cache.h"
 #include "ngx_http_registry_verify.h"
 #include "ngx_http_registry_metrics.h"
+#include "ngx_http_registry_zone.h"
 #include "ngx_http_registry_auth.h"
 #include "ngx_http_registry_redirect.h"
 #include "ngx_http_registry_json.h"
@@ -45,6 +46,8 @@ typedef struct {
 typedef struct {
     ngx_array_t                registries;  /* ngx_http_registry_t */
     ngx_str_t                  node_id;     /* in CDN-Loop */
+    size_t                     zone_size;
+    ngx_shm_zone_t            *zone;        /* NULL without registries */
 } ngx_http_registry_main_conf_t;
 
 
@@ -89,6 +92,7 @@ typedef struct {
     ngx_uint_t                 error_status;  /* what sent it to the
                                                  upstream-error location */
     unsigned                   token_done:1;
+    unsigned                   token_failed:1;
     unsigned                   digest:1;    /* immutable content */
 } ngx_http_registry_ctx_t;
 

@@ -7,10 +7,13 @@
 # for repository:<name>:pull anonymously or with the registry's
 # credentials, keeps it in shared memory for every worker and across
 # reloads, and fetches only when a request must go upstream.  A refusal
-# after a fresh token is answered 403 DENIED, without the challenge.
-# Credentials come from a file and never reach a client or a log.  The
-# token server is on another origin than the registry (as Docker Hub's
-# is), on loopback and http: the mirrors' configs allow that.
+# after a fresh token is answered 403 DENIED, without the challenge (every
+# line of it).  Credentials come from a file and never reach a client or a
+# log.  A registry URL's path prefix is part of the token's scope, and a
+# scope the challenge names is the one asked for.  A token too big for
+# the shared zone still reaches the retried request.  The token server is
+# on another origin than the registry (as Docker Hub's is), on loopback
+# and http: the mirrors' configs allow that.
 
 use strict;
 use warnings;
@@ -48,7 +51,7 @@ EOF
 my $reg = start_registry(config => $token_auth);
 
 my $img = build_image(layers => [{ a => "token a\n" }, { b => "token b\n" }]);
-for my $name ('public/app:1', 'team/app:1') {
+for my $name ('public/app:1', 'team/app:1', 'proxy-project/app:1') {
     run_ok('skopeo', '--insecure-policy', 'copy', '--dest-tls-verify=false',
            '--dest-creds', 'pusher:push-secret', $img->{ref},
            "docker://$reg->{host}/$name");
@@ -74,14 +77,52 @@ $r = http_get($reg->{port}, '/v2/team/app/manifests/1',
 is($r->{status}, 401, 'registry: a token for the wrong scope, 401');
 unlink $token_log;
 
-# a plain nginx in front of the registry shows what the mirror sends it
-my $fport = free_port();
-my $front = start_nginx(plain => 1, ports => [$fport], http => <<"EOF");
+# A plain nginx in front of the registry shows what the mirror sends it;
+# and, on other ports, changes what the registry answers: its challenges
+# without their scope ($noscope_port), its names under "mirrored/" served
+# from "proxy-project/" ($rewrite_port), a second challenge on every 401
+# ($second_port).
+my ($fport, $noscope_port, $rewrite_port, $second_port)
+    = map { free_port() } 1 .. 4;
+my $front = start_nginx(plain => 1,
+                        ports => [$fport, $noscope_port, $rewrite_port,
+                                  $second_port],
+                        http => <<"EOF");
     log_format auth '\$request "\$http_authorization"';
+    map \$upstream_http_www_authenticate \$noscope {
+        "~^(?<c>.*),scope=\\x22[^\\x22]*\\x22(?<rest>.*)\$"  "\$c\$rest";
+        default  \$upstream_http_www_authenticate;
+    }
+    map \$status \$second_challenge {
+        401      'Bearer realm="http://127.0.0.1:1/elsewhere",service="x"';
+        default  '';
+    }
     server {
         listen 127.0.0.1:$fport;
         access_log \@DIR\@/front.log auth;
         location / { proxy_pass $reg->{url}; }
+    }
+    server {
+        listen 127.0.0.1:$noscope_port;
+        location / {
+            proxy_pass $reg->{url};
+            proxy_hide_header WWW-Authenticate;
+            add_header WWW-Authenticate \$noscope always;
+        }
+    }
+    server {
+        listen 127.0.0.1:$rewrite_port;
+        location /v2/mirrored/ {
+            proxy_pass $reg->{url}/v2/proxy-project/;
+        }
+        location / { proxy_pass $reg->{url}; }
+    }
+    server {
+        listen 127.0.0.1:$second_port;
+        location / {
+            proxy_pass $reg->{url};
+            add_header WWW-Authenticate \$second_challenge always;
+        }
     }
 EOF
 
@@ -95,6 +136,13 @@ my $ng = start_nginx(ports => [$port], http => <<"EOF");
     registry docker.io $reg->{url};
     registry account.test http://127.0.0.1:$fport
                           credentials=$d/mirror.credentials;
+    registry pre.test http://127.0.0.1:$reg->{port}/proxy-project
+                      credentials=$d/mirror.credentials;
+    registry noscope.test http://127.0.0.1:$noscope_port/proxy-project
+                          credentials=$d/mirror.credentials;
+    registry rewrite.test http://127.0.0.1:$rewrite_port/mirrored
+                          credentials=$d/mirror.credentials;
+    registry second.test http://127.0.0.1:$second_port;
     server {
         listen 127.0.0.1:$port;
         registry_default docker.io;
@@ -169,6 +217,47 @@ is(scalar(grep { !/ "(-|Bearer [^"]+)"$/ } @sent), 0,
    'the registry got tokens or nothing, never the credentials')
     or diag explain \@sent;
 
+# --- a registry URL with a path prefix: the upstream's name in the scope ---
+
+$r = http_get($port, '/v2/pre.test/app/manifests/1', headers => \@accept);
+is($r->{status}, 200, 'path prefix: the manifest under the prefix');
+is((tokens())[-1], 'mirror repository:proxy-project/app:pull',
+   '... with a token for the name with the prefix');
+$r = http_get($port, '/v2/pre.test/app/blobs/'
+              . decode_json($r->{body})->{layers}[0]{digest});
+is($r->{status}, 200, '... and a blob');
+
+# a challenge without a scope: the mirror's own has the prefix
+$r = http_get($noscope_port, '/v2/proxy-project/app/manifests/1');
+unlike($r->{headers}{'www-authenticate'}[0], qr/scope/,
+       'the front sends challenges without a scope');
+$r = http_get($port, '/v2/noscope.test/app/manifests/1', headers => \@accept);
+is($r->{status}, 200, 'path prefix, no scope in the challenge: 200');
+is((tokens())[-1], 'mirror repository:proxy-project/app:pull',
+   '... the scope has the prefix');
+
+# the upstream's challenge names the scope: that one is asked for
+$r = http_get($rewrite_port, '/v2/mirrored/app/manifests/1');
+like($r->{headers}{'www-authenticate'}[0],
+     qr/scope="repository:proxy-project\/app:pull"/,
+     'the rewriting front: the registry challenges for its own name');
+$r = http_get($port, '/v2/rewrite.test/app/manifests/1',
+              headers => \@accept);
+is($r->{status}, 200, 'the challenge\'s scope: 200');
+is((tokens())[-1], 'mirror repository:proxy-project/app:pull',
+   '... the token asked for the challenge\'s scope');
+
+# --- two challenges from the upstream: the client gets neither ------------
+
+$r = http_get($second_port, '/v2/public/app/manifests/1');
+is(scalar @{ $r->{headers}{'www-authenticate'} // [] }, 2,
+   'the front answers 401 with two challenges');
+$r = http_get($port, '/v2/second.test/public/app/manifests/1',
+              headers => \@accept);
+is($r->{status}, 200, 'two challenges: a token, then 200');
+ok(!$r->{headers}{'www-authenticate'}, '... without either challenge')
+    or diag explain $r->{headers}{'www-authenticate'};
+
 # --- kept across a reload -------------------------------------------------------
 
 my $starts = () = slurp($ng->{error_log}) =~ /start worker process/g;
@@ -217,6 +306,49 @@ is($?, 0, 'skopeo pull through the mirror from a TLS, token-auth registry')
 is('sha256:' . sha256_hex(slurp("$d/tls-pull/manifest.json")),
    'sha256:' . sha256_hex(slurp("$out/manifest.json")), '... same manifest');
 is(scalar tokens(), $tokens_before + 1, '... with one token');
+
+# --- a token too big for the zone still reaches the retried request -------
+
+# tokens of about 15 KB from their own token server and registry, and a
+# zone whose share for tokens is a page or two
+my $bport = free_port();
+my $big_log = "$d/big-token.log";
+my $bts = spawn(cmd => ['perl', "$ROOT/t/lib/tokenserver.pl", $bport,
+                        "$d/signer.key", "$d/signer.crt", 'test-issuer',
+                        $big_log, "$d/users", 300, 10000],
+                stdout => "$d/bts.out");
+ok(wait_port($bport, pid => $bts), 'big-token server up');
+(my $big_auth = $token_auth) =~ s/:$tport\/token/:$bport\/token/;
+my $breg = start_registry(config => $big_auth);
+run_ok('skopeo', '--insecure-policy', 'copy', '--dest-tls-verify=false',
+       '--dest-creds', 'pusher:push-secret', $img->{ref},
+       "docker://$breg->{host}/public/app:1");
+my $big_port = free_port();
+my $big = start_nginx(ports => [$big_port], http => <<"EOF");
+    registry_zone 32k;
+    registry big.test $breg->{url};
+    server {
+        listen 127.0.0.1:$big_port;
+        registry_default big.test;
+        include $ROOT/registry_params;
+    }
+EOF
+$t = http_get($bport, '/token?service=test-registry&scope='
+              . 'repository:public/app:pull');
+cmp_ok(length(decode_json($t->{body})->{token}), '>', 14000,
+       'the token server hands out tokens of over 14000 bytes');
+unlink $big_log;
+$r = http_get($big_port, '/v2/public/app/manifests/1', headers => \@accept);
+is($r->{status}, 200, 'a token the zone cannot keep: the manifest');
+$r = http_get($big_port, '/v2/public/app/blobs/'
+              . decode_json($r->{body})->{layers}[0]{digest});
+is($r->{status}, 200, '... and a blob');
+is(scalar(file_lines($big_log)), 2,
+   '... with a fresh token for each request that went upstream');
+like(slurp($big->{error_log}), qr/zone could not keep the token/,
+     '... and the error log says why');
+unlike(slurp($big->{error_log}), qr/\[(crit|alert|emerg)\]/,
+       '... without crit lines');
 
 # --- cached content while the upstream and its auth server are down -------
 

@@ -19,6 +19,7 @@ my @cc = ('cc', '-g', '-O1', '-Wall', '-Werror', @inc, "-I$src",
           "$ROOT/t/unit/grammar_test.c", "$src/ngx_http_registry_validate.c",
           "$src/ngx_http_registry_route.c", "$src/ngx_http_registry_cache.c",
           "$src/ngx_http_registry_challenge.c",
+          "$src/ngx_http_registry_json.c",
           '-o', $bin);
 
 my $out = run_out(@cc[0 .. 4], '-fsanitize=address,undefined',

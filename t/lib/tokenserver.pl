@@ -5,8 +5,10 @@
 # signed RS256 with KEY, the certificate CRT in the header's x5c, which the
 # registry verifies against its rootcertbundle.  With a USERS file
 # ("user:password" lines) Basic credentials are checked: a known user gets
-# what the scope asks for, anyone else only pull on names under "public/".  Every request is logged to LOG as "user scope".
-# Usage: tokenserver.pl PORT KEY CRT ISSUER LOG [USERS] [EXPIRES]
+# what the scope asks for, anyone else only pull on names under "public/".
+# Every request is logged to LOG as "user scope".  PAD adds a claim of
+# that many bytes, for big tokens.
+# Usage: tokenserver.pl PORT KEY CRT ISSUER LOG [USERS] [EXPIRES] [PAD]
 # It exits by itself after 10 minutes.
 
 use strict;
@@ -17,7 +19,7 @@ use JSON::PP;
 use MIME::Base64;
 use Serve;
 
-my ($port, $key, $crt, $issuer, $log, $users, $expires) = @ARGV;
+my ($port, $key, $crt, $issuer, $log, $users, $expires, $pad) = @ARGV;
 $expires ||= 300;
 
 my %user;
@@ -82,7 +84,8 @@ serve($port, sub {
     my $p = b64url(encode_json({ iss => $issuer, sub => $who,
                                  aud => $q{service} // '', iat => $now,
                                  nbf => $now - 10, exp => $now + $expires,
-                                 jti => "$now-$$", access => \@access }));
+                                 jti => "$now-$$", access => \@access,
+                                 $pad ? (pad => 'x' x $pad) : () }));
     my $input = "$log.$$.in";
     open my $in, '>', $input or die;
     print $in "$h.$p";

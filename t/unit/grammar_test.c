@@ -14,6 +14,7 @@
 #include "ngx_http_registry_route.h"
 #include "ngx_http_registry_cache.h"
 #include "ngx_http_registry_challenge.h"
+#include "ngx_http_registry_json.h"
 
 
 /*
@@ -25,21 +26,6 @@ ngx_int_t
 ngx_strncasecmp(u_char *s1, u_char *s2, size_t n)
 {
     return strncasecmp((char *) s1, (char *) s2, n);
-}
-
-
-u_char *
-ngx_strlcasestrn(u_char *s1, u_char *last, u_char *s2, size_t n)
-{
-    n++;
-
-    for ( /* void */ ; s1 + n <= last; s1++) {
-        if (strncasecmp((char *) s1, (char *) s2, n) == 0) {
-            return s1;
-        }
-    }
-
-    return NULL;
 }
 
 
@@ -112,6 +98,39 @@ check_path(const char *s, ngx_int_t want_rc, ngx_uint_t endpoint,
 
     ok(rc == NGX_OK && path.endpoint == endpoint && eq(&path.prefix, prefix)
        && eq(&path.name, name) && eq(&path.reference, ref), "parsed", s);
+}
+
+
+/* a token answer: NGX_OK with the token and lifetime wanted, or refused */
+
+static void
+check_token(const char *json, ngx_int_t want_rc, const char *want,
+    time_t want_exp, const char *what)
+{
+    u_char     *copy, *buf;
+    size_t      len;
+    time_t      exp;
+    ngx_int_t   rc;
+    ngx_str_t   tok;
+
+    len = strlen(json);
+    copy = malloc(len + 1);
+    buf = malloc(len + 1);
+
+    if (copy == NULL || buf == NULL) {
+        exit(2);
+    }
+
+    ngx_memcpy(copy, json, len);
+
+    rc = ngx_http_registry_token_parse(copy, len, buf, &tok, &exp);
+
+    ok(rc == want_rc
+       && (rc != NGX_OK || (eq(&tok, want) && exp == want_exp)),
+       what, len > 100 ? "(long)" : json);
+
+    free(copy);
+    free(buf);
 }
 
 
@@ -249,7 +268,7 @@ static void
 fuzz_auth(const char *challenge, const char *json, unsigned iterations)
 {
     size_t                          len;
-    u_char                          buf[256], *copy;
+    u_char                          buf[256], *copy, *dst;
     time_t                          exp;
     unsigned                        n, i, seed, bad;
     ngx_str_t                       tok;
@@ -278,15 +297,18 @@ fuzz_auth(const char *challenge, const char *json, unsigned iterations)
         }
 
         copy = malloc(len);
-        if (copy == NULL) {
+        dst = malloc(len);
+        if (copy == NULL || dst == NULL) {
             exit(2);
         }
 
         ngx_memcpy(copy, buf, len);
 
         if (n & 1) {
-            if (ngx_http_registry_token_parse(copy, len, &tok, &exp) == NGX_OK
-                && (tok.data < copy || tok.data + tok.len > copy + len))
+            if (ngx_http_registry_token_parse(copy, len, dst, &tok, &exp)
+                == NGX_OK
+                && (tok.data < copy || tok.data + tok.len > copy + len)
+                && (tok.data < dst || tok.data + tok.len > dst + len))
             {
                 bad++;
             }
@@ -296,6 +318,7 @@ fuzz_auth(const char *challenge, const char *json, unsigned iterations)
         }
 
         free(copy);
+        free(dst);
     }
 
     tests++;
@@ -417,8 +440,6 @@ main(int argc, char **argv)
     }
 
     {
-    ngx_str_t                      tok;
-    time_t                         exp;
     ngx_http_registry_challenge_t  ch;
 
     static char  c1[] = "Bearer realm=\"https://auth.docker.io/token\","
@@ -432,10 +453,12 @@ main(int argc, char **argv)
     static char  j2[] = "{\"access_token\":\"xyz\"}";
     static char  j3[] = "{\"token\":\"a\\\"b\"}";
     static char  j4[] = "{\"token\":42}";
+    static char  j5[] = "{\"token\":\"t\",\"expires_in\":99999999}";
 
     ok(ngx_http_registry_challenge_parse((u_char *) c1, sizeof(c1) - 1, &ch)
        == NGX_OK && ch.bearer && eq(&ch.realm, "https://auth.docker.io/token")
-       && eq(&ch.service, "registry.docker.io"), "challenge", c1);
+       && eq(&ch.service, "registry.docker.io")
+       && eq(&ch.scope, "repository:library/nginx:pull"), "challenge", c1);
     ok(ngx_http_registry_challenge_parse((u_char *) c2, sizeof(c2) - 1, &ch)
        == NGX_OK && !ch.bearer, "challenge", c2);
     ok(ngx_http_registry_challenge_parse((u_char *) c3, sizeof(c3) - 1, &ch)
@@ -446,18 +469,85 @@ main(int argc, char **argv)
     ok(ngx_http_registry_challenge_parse((u_char *) c5, sizeof(c5) - 1, &ch)
        == NGX_DECLINED, "challenge refused", c5);
 
-    ok(ngx_http_registry_token_parse((u_char *) j1, sizeof(j1) - 1, &tok,
-                                     &exp)
-       == NGX_OK && eq(&tok, "abc.def.ghi") && exp == 300, "token", j1);
-    ok(ngx_http_registry_token_parse((u_char *) j2, sizeof(j2) - 1, &tok,
-                                     &exp)
-       == NGX_OK && eq(&tok, "xyz") && exp == 60, "access_token", j2);
-    ok(ngx_http_registry_token_parse((u_char *) j3, sizeof(j3) - 1, &tok,
-                                     &exp)
-       == NGX_DECLINED, "token with an escape refused", j3);
-    ok(ngx_http_registry_token_parse((u_char *) j4, sizeof(j4) - 1, &tok,
-                                     &exp)
-       == NGX_DECLINED, "token not a string refused", j4);
+    check_token(j1, NGX_OK, "abc.def.ghi", 300, "token");
+    check_token(j2, NGX_OK, "xyz", 60, "access_token");
+    check_token(j3, NGX_OK, "a\"b", 60, "token with an escape, unescaped");
+    check_token(j4, NGX_DECLINED, NULL, 0, "token not a string refused");
+    check_token(j5, NGX_OK, "t", NGX_HTTP_REGISTRY_TOKEN_MAX_AGE,
+                "expires_in bounded");
+    check_token("{\"token\":\"a\\/b\\u0041\"}", NGX_OK, "a/bA", 60,
+                "escapes unescaped");
+    check_token("{\"token\":\"a\\u00e9\"}", NGX_DECLINED, NULL, 0,
+                "token not ASCII refused");
+    check_token("{\"token\":\"a b\"}", NGX_DECLINED, NULL, 0,
+                "token with a space refused");
+    check_token("{\"token\":\"a\\nb\"}", NGX_DECLINED, NULL, 0,
+                "token with an escaped control refused");
+    check_token("{\"token\":\"\"}", NGX_DECLINED, NULL, 0,
+                "empty token refused");
+    check_token("{\"token\":null,\"access_token\":\"x\"}", NGX_DECLINED,
+                NULL, 0, "token not a string refused, access_token or not");
+    check_token("{\"token\":{\"token\":\"x\"}}", NGX_DECLINED, NULL, 0,
+                "token an object refused");
+    check_token("{\"data\":{\"token\":\"nested\"}}", NGX_DECLINED, NULL, 0,
+                "nested token ignored");
+    check_token("{\"data\":[{\"access_token\":\"nested\"}]}", NGX_DECLINED,
+                NULL, 0, "nested access_token ignored");
+    check_token("{\"data\":{\"token\":\"nested\",\"expires_in\":5},"
+                "\"token\":\"top\"}", NGX_OK, "top", 60,
+                "nested token and expires_in ignored, top-level one taken");
+    check_token("[{\"token\":\"x\"}]", NGX_DECLINED, NULL, 0,
+                "not an object refused");
+    check_token("\"token\"", NGX_DECLINED, NULL, 0, "a string refused");
+    check_token("{\"TOKEN\":\"x\"}", NGX_DECLINED, NULL, 0,
+                "TOKEN ignored");
+    check_token("{\"Token\":\"x\",\"access_token\":\"y\"}", NGX_OK, "y",
+                60, "Token ignored, access_token taken");
+    check_token("{\"tok\\u0065n\":\"x\"}", NGX_DECLINED, NULL, 0,
+                "escaped name ignored");
+    check_token("{\"token\":\"a\",\"token\":\"b\"}", NGX_DECLINED, NULL, 0,
+                "duplicate token refused");
+    check_token("{\"access_token\":\"a\",\"access_token\":\"b\","
+                "\"token\":\"c\"}", NGX_DECLINED, NULL, 0,
+                "duplicate access_token refused");
+    check_token("{\"token\":\"a\",\"expires_in\":300,\"expires_in\":1}",
+                NGX_DECLINED, NULL, 0, "duplicate expires_in refused");
+    check_token("{\"token\":\"a\",\"expires_in\":\"300\"}", NGX_OK, "a",
+                60, "expires_in a string: 60 s");
+    check_token("{\"token\":\"a\",\"expires_in\":null}", NGX_OK, "a", 60,
+                "expires_in null: 60 s");
+    check_token("{\"token\":\"a\",\"expires_in\":-5}", NGX_OK, "a", 60,
+                "expires_in negative: 60 s");
+    check_token("{\"token\":\"a\",\"expires_in\":0}", NGX_OK, "a", 60,
+                "expires_in 0: 60 s");
+    check_token("{\"token\":\"a\",\"expires_in\":3.5e2}", NGX_OK, "a", 60,
+                "expires_in not an integer: 60 s");
+    check_token("{\"token\":\"a\",\"expires_in\":1800}", NGX_OK, "a", 1800,
+                "expires_in 1800");
+    check_token("{\"token\":\"a\",\"expires_in\":"
+                "123456789012345678901234567890}", NGX_OK, "a",
+                NGX_HTTP_REGISTRY_TOKEN_MAX_AGE, "expires_in huge: bounded");
+    check_token("{\"token\":\"a\"} x", NGX_DECLINED, NULL, 0,
+                "trailing bytes refused");
+    check_token("{\"token\":\"a\"", NGX_DECLINED, NULL, 0,
+                "truncated answer refused");
+    check_token("{\"token\":\"a\",}", NGX_DECLINED, NULL, 0,
+                "malformed answer refused");
+
+    {
+    static char  big[NGX_HTTP_REGISTRY_TOKEN_LEN + 32];
+    char         want[NGX_HTTP_REGISTRY_TOKEN_LEN + 2];
+
+    memset(want, 'a', sizeof(want) - 1);
+    want[NGX_HTTP_REGISTRY_TOKEN_LEN] = '\0';
+    snprintf(big, sizeof(big), "{\"token\":\"%s\"}", want);
+    check_token(big, NGX_OK, want, 60, "token of the longest length");
+
+    want[NGX_HTTP_REGISTRY_TOKEN_LEN] = 'a';
+    want[NGX_HTTP_REGISTRY_TOKEN_LEN + 1] = '\0';
+    snprintf(big, sizeof(big), "{\"token\":\"%s\"}", want);
+    check_token(big, NGX_DECLINED, NULL, 0, "token one byte longer refused");
+    }
 
     fuzz_auth(c1, j1, argc > 1 ? (unsigned) atoi(argv[1]) : 200000);
     }
