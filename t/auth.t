@@ -327,6 +327,8 @@ my $big_port = free_port();
 my $big = start_nginx(ports => [$big_port], http => <<"EOF");
     registry_zone 32k;
     registry big.test $breg->{url};
+    registry_redirect_allow 127.0.0.1/32;
+    registry_redirect_http on;
     server {
         listen 127.0.0.1:$big_port;
         registry_default big.test;

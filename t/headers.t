@@ -206,7 +206,7 @@ is($r->{status}, 502, 'manifest answered as text/html: refused');
 is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... OCI body');
 ok(!cached($md), '... not cached');
 like(slurp($ng->{error_log}),
-     qr/manifest from "html\.test" repository "x" has Content-Type "text\/html", not a manifest media type; refused/,
+     qr/manifest from "html\.test" repository "html\/x" has Content-Type "text\/html", not a manifest media type; refused/,
      '... and the error log says why');
 
 # --- a tag manifest, tags list, referrers, an upstream error ---------------
@@ -250,7 +250,7 @@ $r = get("/v2/gzip.test/x/blobs/$d");
 is($r->{status}, 502, 'blob with Content-Encoding: refused');
 is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... OCI body');
 like(slurp($ng->{error_log}),
-     qr/digest mismatch from "gzip\.test" repository "x": expected \Q$d\E, got a body with Content-Encoding "gzip"/,
+     qr/digest mismatch from "gzip\.test" repository "gzip\/x": expected \Q$d\E, got a body with Content-Encoding "gzip"/,
      '... logged as a digest mismatch');
 is(mismatches(), '1', '... and counted');
 ok(!cached($d), '... not cached');

@@ -152,7 +152,7 @@ $r = get('/v2/s1.test/y/manifests/arm');
 ok(!whole($r), 'schema 1, payload changed under the tag\'s digest: not '
                . 'delivered whole');
 like(slurp($ng->{error_log}),
-     qr/digest mismatch from "s1\.test" repository "y": expected \Q$digest\E/,
+     qr/digest mismatch from "s1\.test" repository "s1\/y": expected \Q$digest\E/,
      '... logged as a digest mismatch');
 is(mismatches(), '1', '... counted');
 
@@ -200,7 +200,7 @@ for my $case (
     ok(!cached($d), '... not cached');
 }
 like(slurp($ng->{error_log}),
-     qr/manifest from "oci\.test" repository "x" has mediaType "\Q$index\E" but is answered as "\Q$oci\E"/,
+     qr/manifest from "oci\.test" repository "oci\/x" has mediaType "\Q$index\E" but is answered as "\Q$oci\E"/,
      'the error log says which mediaType');
 
 for my $case (

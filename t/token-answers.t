@@ -51,6 +51,8 @@ EOF
 my $port = free_port();
 my $ng = start_nginx(ports => [$port], http => <<"EOF");
     registry hostile.test http://127.0.0.1:$fport;
+    registry_redirect_allow 127.0.0.1/32;
+    registry_redirect_http on;
     server {
         listen 127.0.0.1:$port;
         registry_default hostile.test;

@@ -138,6 +138,8 @@ $port = free_port();
 $ng = start_nginx(ports => [$port], http => <<"EOF");
     registry_zone 64k;
     registry docker.io $reg->{url};
+    registry_redirect_allow 127.0.0.1/32;
+    registry_redirect_http on;
     server {
         listen 127.0.0.1:$port;
         registry_default docker.io;
@@ -177,6 +179,8 @@ unlike(slurp($ng->{error_log}), qr/\[(crit|alert|emerg)\]|no memory/,
 $port = free_port();
 $ng = start_nginx(ports => [$port], http => <<"EOF");
     registry docker.io $reg->{url};
+    registry_redirect_allow 127.0.0.1/32;
+    registry_redirect_http on;
     server {
         listen 127.0.0.1:$port;
         registry_default docker.io;
