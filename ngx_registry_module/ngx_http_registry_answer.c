@@ -30,6 +30,9 @@
  */
 
 
+static ngx_int_t ngx_http_registry_answer_fresh(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_count(ngx_table_elt_t *h, void *data);
 static ngx_int_t ngx_http_registry_answer_refuse(ngx_http_request_t *r);
 static void ngx_http_registry_answer_clear(ngx_http_request_t *r);
 static ngx_int_t ngx_http_registry_encoded(ngx_table_elt_t *h, void *data);
@@ -72,6 +75,13 @@ ngx_http_registry_answer(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
 
     u = r->upstream;
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
+
+    if (!r->cached) {
+        rc = ngx_http_registry_answer_fresh(r, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
 
     status = r->headers_out.status;
     content = (status == NGX_HTTP_OK || status == NGX_HTTP_PARTIAL_CONTENT);
@@ -191,6 +201,10 @@ ngx_http_registry_answer(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
             return NGX_ERROR;
         }
 
+        if (rc == NGX_ABORT) {
+            return ngx_http_registry_answer_refuse(r);
+        }
+
         if (rc == NGX_DECLINED) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "registry: %s from \"%V\" repository \"%V\" "
@@ -303,6 +317,75 @@ ngx_http_registry_answer(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
      */
 
     r->allow_ranges = (r->cached && status == NGX_HTTP_OK);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A fresh answer with a status the mirror never asks for is refused: it
+ * sends no Range, no Upgrade or Expect, and no condition but the cache's
+ * own.  nginx 1.22 takes a 1xx for the final answer: the upstream's
+ * further bytes would reach the client raw and be read as the answers to
+ * its next requests, on a connection kept alive (a 101 to a client that
+ * sent Upgrade would even be tunnelled: refusing here, before the next
+ * filter, comes before nginx looks at u->upgrade).  A 206, 203, 204, an
+ * unsolicited 304 or another 3xx would go out unverified (only a 200 is
+ * hashed).  What nginx handles itself never gets here: the redirects
+ * registry_params intercepts, and the 304 that answers the cache's own
+ * revalidation (sent from the entry, r->cached).  4xx and 5xx are the
+ * upstream errors handled elsewhere.
+ *
+ * Content-Length more than once: nginx 1.22 keeps every line and reads
+ * the last; the framing is the upstream's guess to make, not ours.
+ */
+
+static ngx_int_t
+ngx_http_registry_answer_fresh(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_uint_t            status, n;
+    ngx_http_upstream_t  *u;
+
+    static ngx_str_t  content_length = ngx_string("Content-Length");
+
+    u = r->upstream;
+    status = u->headers_in.status_n;
+
+    if (status < NGX_HTTP_OK
+        || (status > NGX_HTTP_OK && status < NGX_HTTP_BAD_REQUEST))
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: answer from \"%V\" repository \"%V\" "
+                      "has status %ui, which the mirror never asks for; "
+                      "refused", &ctx->registry->name, &ctx->repository,
+                      status);
+
+        return ngx_http_registry_answer_refuse(r);
+    }
+
+    n = 0;
+
+    (void) ngx_http_registry_headers(&u->headers_in.headers, &content_length,
+                                     ngx_http_registry_count, &n);
+
+    if (n > 1) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: answer from \"%V\" repository \"%V\" "
+                      "has %ui Content-Length lines; refused",
+                      &ctx->registry->name, &ctx->repository, n);
+
+        return ngx_http_registry_answer_refuse(r);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_registry_count(ngx_table_elt_t *h, void *data)
+{
+    (*(ngx_uint_t *) data)++;
 
     return NGX_OK;
 }

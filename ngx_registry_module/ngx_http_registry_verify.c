@@ -61,7 +61,8 @@ static ngx_int_t ngx_http_registry_verify_manifest(ngx_http_request_t *r,
  * wrapped rather than replaced.  expected: the digest the body must have
  * (none: a tag manifest without one); type: a manifest's media type,
  * checked against its body.  NGX_DECLINED, with the reason: this body
- * cannot be checked before its last byte goes out.
+ * cannot be checked before its last byte goes out.  NGX_ABORT: an empty
+ * body, checked already, failed (logged and counted).
  */
 
 ngx_int_t
@@ -141,6 +142,17 @@ ngx_http_registry_verify_body(ngx_http_request_t *r, ngx_str_t *expected,
         }
 
         vf->expected = *expected;
+    }
+
+    /*
+     * An empty body is checked now, while the client can still get an
+     * answer: later the check would fail before nginx sent the header,
+     * and the client would get no answer at all.
+     */
+
+    if (length == 0) {
+        return ngx_http_registry_verify_done(r, vf) == NGX_OK
+               ? NGX_OK : NGX_ABORT;
     }
 
     vf->init = u->input_filter_init;

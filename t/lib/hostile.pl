@@ -15,6 +15,8 @@
 #   status        (default 200), reason (its reason phrase)
 #   redirect      a URL prefix: answers 307 to it with the path after
 #                 /v2/<mode> appended
+#   raw           bytes sent as they are instead of any answer (a 1xx
+#                 followed by whole answers, say)
 #   auth          a token: requests without "Authorization: Bearer <it>"
 #                 get 401 with a challenge whose realm is /token/<mode> on
 #                 this server, which answers {"token": <it>} with the mode's
@@ -90,6 +92,11 @@ serve($port, sub {
     my ($mode, $rest) = $path =~ m{^/v2/(\w+)(/\S*)$};
     my $spec = defined $mode ? decode_json(slurp("$dir/$mode.json") // '{}')
              : {};
+
+    if (defined $spec->{raw}) {
+        print $c $spec->{raw};
+        return;
+    }
 
     if ($spec->{redirect}) {
         answer($c, 307, ["Location: $spec->{redirect}$rest"], '', 'length',
