@@ -414,7 +414,8 @@ failed:
 
 /*
  * A manifest whose top-level mediaType is not its media type fails as a
- * digest mismatch does; so does one that is not a JSON object, or a
+ * digest mismatch does; so does one without a mediaType whose members are
+ * not those of its media type, one that is not a JSON object, and a
  * schema 1 manifest whose payload cannot be rebuilt.
  */
 
@@ -430,7 +431,7 @@ ngx_http_registry_verify_manifest(ngx_http_request_t *r,
     body.data = vf->body;
     body.len = vf->len;
 
-    scratch = ngx_pnalloc(r->pool, body.len ? body.len : 1);
+    scratch = ngx_pnalloc(r->pool, body.len ? 2 * body.len : 1);
     if (scratch == NULL) {
         return NGX_ERROR;
     }
@@ -450,6 +451,15 @@ ngx_http_registry_verify_manifest(ngx_http_request_t *r,
                       "not cached, transfer aborted",
                       &ctx->registry->name, &ctx->repository,
                       &m->media_type, &vf->type);
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_ABORT) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: manifest from \"%V\" repository \"%V\" "
+                      "has no mediaType and not the members of a %V; "
+                      "not cached, transfer aborted",
+                      &ctx->registry->name, &ctx->repository, &vf->type);
         return NGX_ERROR;
     }
 

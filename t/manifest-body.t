@@ -52,6 +52,9 @@ my $oci = 'application/vnd.oci.image.manifest.v1+json';
 my $index = 'application/vnd.oci.image.index.v1+json';
 my $s1 = 'application/vnd.docker.distribution.manifest.v1+prettyjws';
 my $s1u = 'application/vnd.docker.distribution.manifest.v1+json';
+my $list = 'application/vnd.docker.distribution.manifest.list.v2+json';
+my $v2 = 'application/vnd.docker.distribution.manifest.v2+json';
+my $art = 'application/vnd.oci.artifact.manifest.v1+json';
 
 # a schema 1 manifest as libtrust writes it: the payload, "signatures"
 # spliced in before its last "\n}"
@@ -70,11 +73,36 @@ sub jws {
            . ",\n   \"signatures\": $sigs\n}";
 }
 
+# a schema 1 manifest built from a payload as libtrust builds it
+# (PrettySignature): cut before the white space ahead of the last "}",
+# the signatures spliced in there; or altered as an upstream might
+sub libtrust {
+    my ($payload, %o) = @_;
+    my $cut = rindex($payload, '}');
+    $cut-- while $cut > 0 && substr($payload, $cut - 1, 1) =~ /\s/;
+    my $len = $o{len} // $cut;
+    my $tail = $o{tail} // substr($payload, $cut);
+    my $protected = b64url(encode_json({ formatLength => $len + 0,
+                                         formatTail => b64url($tail) }));
+    my $sigs = $o{sigs} // qq([{"signature":"x","protected":"$protected"}]);
+    my $key = $o{key} // 'signatures';
+    my $head = substr($payload, 0, $cut);
+    # the reviewer's forgery: any body, the payload all in the tail
+    return qq({"a":1,"signatures":[{"protected":")
+           . b64url(encode_json({ formatLength => 0,
+                                  formatTail => b64url($payload) }))
+           . '"}]}' if $o{forge};
+    return $head . ($o{before} // '') . ",\n   \"$key\": $sigs\n"
+           . ($o{after} // '') . substr($payload, $cut) if $o{indent};
+    return $head . ($o{before} // '') . qq(,"$key":$sigs) . ($o{after} // '')
+           . substr($payload, $cut);
+}
+
 my $plen = length("{\n   \"schemaVersion\": 1,\n   \"name\": \"a/b\"\n}") - 2;
 
 my @table = (
     [$oci, qq({"schemaVersion":2,"mediaType":"$oci"}), 'ok'],
-    [$oci, qq({"schemaVersion":2}), 'ok'],
+    [$oci, qq({"schemaVersion":2}), 'shape'],
     [$oci, qq({"config":{"mediaType":"x"},"layers":[{"mediaType":"y"}]}),
      'ok'],
     [$oci, qq({"mediaType":"$index"}),
@@ -86,7 +114,7 @@ my @table = (
     [$oci, qq({"mediaType":"application\\/vnd.oci.image.manifest.v1+json"}),
      'ok'],
     [$oci, qq({"mediaType":null}), 'declined 6e756c6c'],
-    [$oci, qq({"mediaTypes":"x","xmediaType":"y"}), 'ok'],
+    [$oci, qq({"mediaTypes":"x","xmediaType":"y","config":{}}), 'ok'],
     [$oci, qq({"mediaType":"\\udc00"}), 'declined 5c7564633030'],
     [$oci, '', 'error'],
     [$oci, '[]', 'error'],
@@ -95,11 +123,11 @@ my @table = (
     # schema 1
     [$s1, jws(), "ok jws $plen " . unpack('H*', "\n}")],
     [$s1u, jws(), "ok jws $plen " . unpack('H*', "\n}")],
-    [$oci, jws(), 'ok'],
+    [$oci, jws(), 'shape'],
     [$s1, qq({"schemaVersion":1}), 'ok'],
     [$s1, jws(sigs => '[]'), 'ok'],
-    [$s1, jws(tail => ''), "ok jws $plen "],
-    [$s1, jws(len => 0), 'ok jws 0 ' . unpack('H*', "\n}")],
+    [$s1, jws(tail => ''), 'error'],
+    [$s1, jws(len => 0), 'error'],
     [$s1, jws(len => 100000), 'error'],
     [$s1, jws(len => -1), 'error'],
     [$s1, jws(len => '1.5'), 'error'],
@@ -109,9 +137,61 @@ my @table = (
     [$s1, jws(protected => b64url('[1]')), 'error'],
     [$s1, jws(sigs => '[{"Protected": "' . b64url(encode_json(
          { formatLength => 3, formatTail => 'Cn0' })) . '"}]'),
-     'ok jws 3 ' . unpack('H*', "\n}")],
+     'error'],
     [$s1, jws(sigs => '[{"signature": "x"}]'), 'error'],
     [$s1, jws(sigs => '[1]'), 'error'],
+    # a body that is not its payload with "signatures" added last
+    [$s1, libtrust(qq({"schemaVersion":1,"name":"a"})), 'ok jws 29 7d'],
+    [$s1, libtrust(qq({\n   "schemaVersion": 1,\n   "name": "a"\n}),
+                   indent => 1),
+     'ok jws 39 0a7d'],
+    [$s1, libtrust(qq({"schemaVersion":1,"name":"a"}), forge => 1),
+     'error'],
+    [$s1, libtrust(qq({"schemaVersion":1,"name":"a"}), len => 0), 'error'],
+    [$s1, libtrust(qq({"schemaVersion":1,"x":"}"}), len => 22), 'error'],
+    [$s1, libtrust(qq({"schemaVersion":1,"name":"a"}), after => ',"x":1'),
+     'error'],
+    [$s1, libtrust(qq({"schemaVersion":1,"name":"a"}), before => ' x'),
+     'error'],
+    # (not "signatures" in the body, so no payload: the body's own digest)
+    [$s1, libtrust(qq({"schemaVersion":1,"name":"a"}), key => 'Signatures'),
+     'ok'],
+    [$s1, libtrust(qq({"schemaVersion":1,"name":"a"}), tail => "\n}"),
+     'error'],
+    [$s1, libtrust(qq({"schemaVersion":2,"name":"a"})), 'error'],
+    [$s1, libtrust(qq({"schemaVersion":"1","name":"a"})), 'error'],
+    [$s1, libtrust(qq({"SchemaVersion":1,"name":"a"})), 'ok jws 29 7d'],
+    [$s1, libtrust(qq({"schemaVersion":1,"schemaVersion":2})), 'error'],
+    [$s1, libtrust(qq({"name":"a","b":"c"})), 'error'],
+    [$s1, libtrust(qq({"schemaVersion":1,"name":"a"}), sigs => '[{]'),
+     'error'],
+    # no mediaType: the members say what it is
+    [$index, qq({"schemaVersion":2,"manifests":[]}), 'ok'],
+    [$index, qq({"schemaVersion":2,"MANIFESTS":[]}), 'ok'],
+    [$index, qq({"schemaVersion":2,"config":{},"layers":[]}), 'shape'],
+    [$index, qq({"manifests":[],"config":{}}), 'shape'],
+    [$index, qq({"manifests":{}}), 'shape'],
+    [$index, qq({"manifests":[],"manifests":null}), 'shape'],
+    [$list, qq({"schemaVersion":2,"manifests":[]}), 'ok'],
+    [$list, qq({"schemaVersion":2,"layers":[]}), 'shape'],
+    [$oci, qq({"schemaVersion":2,"config":{},"layers":[]}), 'ok'],
+    [$oci, qq({"schemaVersion":2,"config":{}}), 'ok'],
+    [$oci, qq({"schemaVersion":2,"layers":[]}), 'shape'],
+    [$oci, qq({"config":{},"layers":{}}), 'shape'],
+    [$oci, qq({"config":{},"layers":[],"manifests":[]}), 'shape'],
+    [$oci, qq({"config":{},"fsLayers":[]}), 'shape'],
+    [$v2, qq({"schemaVersion":2,"config":{},"layers":[]}), 'ok'],
+    [$v2, qq({"schemaVersion":2,"config":{}}), 'shape'],
+    [$v2, qq({"schemaVersion":2,"manifests":[]}), 'shape'],
+    [$art, qq({"blobs":[]}), 'ok'],
+    [$art, qq({"subject":{}}), 'ok'],
+    [$art, qq({"blobs":{}}), 'shape'],
+    [$art, qq({"config":{},"layers":[]}), 'shape'],
+    [$s1, qq({"fsLayers":[],"name":"a"}), 'ok'],
+    [$s1, qq({"name":"a"}), 'shape'],
+    [$s1, qq({"schemaVersion":2,"config":{},"layers":[]}), 'shape'],
+    [$s1, qq({"schemaVersion":1,"manifests":[]}), 'shape'],
+    [$oci, qq({"mediaType":"$oci","manifests":[]}), 'ok'],
 );
 
 my @got = parse(map { [$_->[0], $_->[1]] } @table);
@@ -150,13 +230,13 @@ for my $n (1 .. 20000) {
 }
 my @verdict = parse(@mut);
 is(scalar @verdict, scalar @mut, 'a verdict for every mutated manifest');
-my @bad = grep { $verdict[$_] !~ /^(ok|ok jws \d+ [0-9a-f]*|declined [0-9a-f]*|error)$/
+my @bad = grep { $verdict[$_] !~ /^(ok|ok jws \d+ [0-9a-f]*|declined [0-9a-f]*|shape|error)$/
                  || ($verdict[$_] =~ /^ok jws (\d+)/
                      && $1 > length $mut[$_][1]) } 0 .. $#verdict;
 is(scalar @bad, 0, 'each of them well formed and within its body')
     or diag(join "\n", map { "$verdict[$_]: $mut[$_][1]" } @bad[0 .. 4]);
 my %count;
-$count{/^(ok jws|ok|declined|error)/ ? $1 : '?'}++ for @verdict;
+$count{/^(ok jws|ok|declined|shape|error)/ ? $1 : '?'}++ for @verdict;
 diag(join ', ', map { "$_: $count{$_}" } sort keys %count);
 
 done_testing();

@@ -48,6 +48,8 @@ my $ng = start_nginx(ports => [$port], http => <<"EOF");
     registry oci.test     http://127.0.0.1:$hp/oci;
     registry chunked.test http://127.0.0.1:$hp/chunked;
     registry notag.test   http://127.0.0.1:$hp/notag;
+    registry forge.test   http://127.0.0.1:$hp/forge;
+    registry asindex.test http://127.0.0.1:$hp/asindex;
 
     server {
         listen 127.0.0.1:$port;
@@ -207,7 +209,7 @@ for my $case (
     ['its own mediaType', qq({"schemaVersion":2,"mediaType":"$oci"})],
     ['"media\\u0054ype" its own',
      qq({"schemaVersion":2,"media\\u0054ype":"$oci"})],
-    ['no mediaType', qq({"schemaVersion":2,"layers":[]})],
+    ['no mediaType', qq({"schemaVersion":2,"config":{},"layers":[]})],
     ['a nested mediaType of its own',
      qq({"schemaVersion":2,"config":{"mediaType":"$index"}})],
 ) {
@@ -243,6 +245,95 @@ $r = get("/v2/chunked.test/x/manifests/$bd");
 ok(!$r->{complete} && length $r->{body} < length $big,
    'chunked, over 4 MiB: cut short');
 ok(!cached($bd), '... not cached');
+
+# --- forged schema 1: a payload claimed by any body ---------------------------
+#
+# libtrust takes formatLength and formatTail on trust: a body can claim any
+# payload, so any digest.  Only a body that is its payload with
+# "signatures" added last (as libtrust writes it), of a payload that is a
+# schema 1 manifest, verifies by its payload.
+
+my $v2 = 'application/vnd.docker.distribution.manifest.v2+json';
+my $m = http_get($reg->{port}, '/v2/library/app/manifests/1',
+                 headers => ["Accept: $v2"]);
+my $md = $m->{headers}{'docker-content-digest'}[0];
+is($m->{headers}{'content-type'}[0], $v2, 'the good registry has M, a '
+   . 'schema 2 manifest');
+
+# MO: an OCI image manifest without mediaType, on an honest upstream
+my $mo = JSON::PP->new->canonical->encode({
+    schemaVersion => 2,
+    config => { mediaType => 'application/vnd.oci.image.config.v1+json',
+                digest => 'sha256:' . '1' x 64, size => 2 },
+    layers => [] });
+my $mod = 'sha256:' . sha256_hex($mo);
+
+sub protected {
+    my ($len, $tail) = @_;
+    return b64url(encode_json({ formatLength => $len,
+                                formatTail => b64url($tail) }));
+}
+
+# room enough in the body for what the protected header claims
+my $pad = '"pad":"' . ('x' x (4 * length $m->{body})) . '",';
+
+spew("$hd/forge.json", encode_json({ type => $s1 }));
+my $before = mismatches();
+my $k = 0;
+for my $case (
+    ["the reviewer's: formatLength 0, M in formatTail", $md,
+     qq({"schemaVersion":1,"name":"x",$pad"signatures":[{"signature":"x",)
+     . '"protected":"' . protected(0, $m->{body}) . '"}]}'],
+    ['formatLength 1, the rest of M in formatTail', $md,
+     qq({"schemaVersion":1,$pad"signatures":[{"signature":"x","protected":")
+     . protected(1, substr($m->{body}, 1)) . '"}]}'],
+    ['MO with signatures not last', $mod,
+     substr($mo, 0, -1) . ',"signatures":[{"signature":"x","protected":"'
+     . protected(length($mo) - 1, '}') . '"}],"x":1}'],
+    ['MO signed as libtrust would: schemaVersion 2', $mod,
+     substr($mo, 0, -1) . ',"signatures":[{"signature":"x","protected":"'
+     . protected(length($mo) - 1, '}') . '"}]}'],
+) {
+    my ($what, $d, $body) = @$case;
+    spew("$hd/manifests/$d", $body);
+    $r = get("/v2/forge.test/f/manifests/$d");
+    ok(!($r->{status} == 200 && $r->{body} eq $body && $r->{complete}
+         && whole($r)), "forged schema 1, $what: not delivered");
+    ok(!cached($d), '... not cached');
+    is(mismatches(), $before + ++$k, '... counted');
+}
+
+$r = get("/v2/library/app/manifests/$md", headers => ["Accept: $v2"]);
+ok(whole($r) && $r->{body} eq $m->{body},
+   'the good registry\'s clients then get M\'s own bytes');
+is($r->{headers}{'content-type'}[0], $v2, '... as schema 2');
+is(status($r), 'MISS', '... fetched, not a forged entry');
+
+# --- no mediaType: the members say what it is ----------------------------------
+
+spew("$hd/asindex.json", encode_json({ type => $index }));
+spew("$hd/manifests/$mod", $mo);
+$before = mismatches();
+$r = get("/v2/asindex.test/x/manifests/$mod");
+ok(!whole($r), 'MO, the right bytes answered as an index: not delivered');
+ok(!cached($mod), '... not cached');
+is(mismatches(), $before + 1, '... counted');
+like(slurp($ng->{error_log}),
+     qr/manifest from "asindex\.test" repository "asindex\/x" has no mediaType and not the members of a \Q$index\E/,
+     '... and logged');
+
+$r = get("/v2/oci.test/x/manifests/$mod");
+ok(whole($r) && $r->{body} eq $mo, 'MO from an honest upstream: delivered');
+is($r->{headers}{'content-type'}[0], $oci, '... as an OCI manifest');
+$r = get("/v2/asindex.test/y/manifests/$mod");
+is(status($r), 'HIT', '... cached, and through the other registry');
+is($r->{headers}{'content-type'}[0], $oci, '... still an OCI manifest');
+
+my $ix = '{"schemaVersion":2,"manifests":[]}';
+my $ixd = hostile_manifest($ix);
+$r = get("/v2/asindex.test/x/manifests/$ixd");
+ok(whole($r) && $r->{body} eq $ix, 'an index without mediaType, answered '
+   . 'as one: delivered');
 
 unlike(slurp($ng->{error_log}), qr/exited on signal|\[alert\]/,
        'no worker crashed');

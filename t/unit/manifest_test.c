@@ -5,7 +5,8 @@
  * The manifest reader on its own, for t/manifest-body.t: reads lines
  * "<media type in hex> <document in hex>" from standard input and writes
  * for each one line: "ok", "ok jws <head length> <tail in hex>",
- * "declined <mediaType, raw, in hex>" or "error".  The document and the
+ * "declined <mediaType, raw, in hex>", "shape" (no mediaType, and not the
+ * members of the type) or "error".  The document and the
  * scratch space are each copied into buffers of exactly their size, so
  * that AddressSanitizer sees any access past their ends.
  */
@@ -76,7 +77,7 @@ main(void)
         type.data = unhex(line, &type.len);
         body.data = unhex(sp + 1, &body.len);
 
-        scratch = malloc(body.len ? body.len : 1);
+        scratch = malloc(body.len ? 2 * body.len : 1);
         if (scratch == NULL) {
             return 2;
         }
@@ -86,7 +87,7 @@ main(void)
         if (rc == NGX_OK && m.jws) {
             if (m.head.data != body.data || m.head.len > body.len
                 || m.tail.data < scratch
-                || m.tail.data + m.tail.len > scratch + body.len)
+                || m.tail.data + m.tail.len > scratch + 2 * body.len)
             {
                 printf("OUTSIDE\n");
 
@@ -98,6 +99,9 @@ main(void)
 
         } else if (rc == NGX_OK) {
             printf("ok\n");
+
+        } else if (rc == NGX_ABORT) {
+            printf("shape\n");
 
         } else if (rc == NGX_DECLINED) {
             printf("declined ");
