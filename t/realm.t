@@ -18,14 +18,7 @@ use JSON::PP;
 use RegistryTest;
 
 # DNS: auth.test is 127.0.0.1
-my $dport = free_port();
-my $dns = spawn(cmd => ['dnsmasq', '--keep-in-foreground',
-                        "--port=$dport", '--listen-address=127.0.0.1',
-                        '--bind-interfaces', '--no-resolv', '--no-hosts',
-                        '--conf-file=/dev/null', '--pid-file=',
-                        '--address=/auth.test/127.0.0.1'],
-                stdout => test_dir() . '/dns.log');
-ok(wait_port($dport, pid => $dns), 'test DNS server up');
+my $dport = start_dns('auth.test' => '127.0.0.1');
 
 # a token service on another origin: TLS as auth.test, and plain http
 my $ca = make_ca();

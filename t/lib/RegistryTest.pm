@@ -26,7 +26,7 @@ our @EXPORT = qw(
     http_raw http_get build_image push_image run_ok run_out slurp spew
     upstream_digest build_index_image cache_entries wait_until
     $SYSTEM_CA make_ca make_cert push_blob median eventually at_least
-    build_unit token_auth
+    build_unit token_auth start_dns
 );
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
@@ -485,6 +485,22 @@ sub build_unit {
     $out = run_out(@cc);
     die "$name does not build:\n$out" if $?;
     return ($bin, 0);
+}
+
+# A DNS server for names the tests make up (nginx's resolver ignores
+# /etc/hosts): dnsmasq on a free loopback port answering each name with
+# its address.  Returns the port, once it listens.
+sub start_dns {
+    my (%names) = @_;
+    my $port = free_port();
+    my $pid = spawn(cmd => ['dnsmasq', '--keep-in-foreground',
+                            "--port=$port", '--listen-address=127.0.0.1',
+                            '--bind-interfaces', '--no-resolv', '--no-hosts',
+                            '--conf-file=/dev/null', '--pid-file=',
+                            map { "--address=/$_/$names{$_}" } sort keys %names],
+                    stdout => test_dir() . '/dns-' . ++$seq . '.log');
+    wait_port($port, pid => $pid) or die "dnsmasq did not start";
+    return $port;
 }
 
 # The auth section of a distribution config: bearer tokens from the token
