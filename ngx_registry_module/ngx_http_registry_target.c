@@ -211,8 +211,13 @@ ngx_http_registry_target_split(ngx_pool_t *pool,
 
     host = p;
 
+    /* a host name, an IPv4 or [IPv6] literal, a port: nothing else */
+
     while (p < last && *p != '/' && *p != '?') {
-        if (*p == '@' || *p == '\\' || *p == '%') {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'
+              || *p == ':' || *p == '[' || *p == ']'))
+        {
             return NGX_DECLINED;
         }
         p++;
@@ -830,6 +835,14 @@ ngx_http_registry_realm(ngx_http_request_t *r, ngx_str_t *url,
         *tp = t;
         t->what = "token realm";
 
+        /* a realm has no business with a fragment: its arguments follow */
+
+        if (ngx_strlchr(url->data, url->data + url->len, '#')) {
+            t->error = "a fragment in the realm";
+            rc = NGX_DECLINED;
+            goto failed;
+        }
+
         rc = ngx_http_registry_target_parse(r, t, url, NULL);
         if (rc != NGX_OK) {
             goto failed;
@@ -849,7 +862,8 @@ ngx_http_registry_realm(ngx_http_request_t *r, ngx_str_t *url,
             && ngx_strncasecmp(reg.name.data, t->name.data, t->name.len)
                == 0)
         {
-            t->url = *url;
+            /* as parsed and rebuilt, never the upstream's raw bytes */
+            t->url = t->absolute;
             return NGX_OK;
         }
     }

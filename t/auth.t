@@ -40,14 +40,7 @@ my $ts = spawn(cmd => \@token_cmd, stdout => "$d/ts.out");
 ok(wait_port($tport, pid => $ts), 'token server up');
 
 # token auth as Docker Hub and Harbor run it
-my $token_auth = <<"EOF";
-auth:
-  token:
-    realm: http://127.0.0.1:$tport/token
-    service: test-registry
-    issuer: test-issuer
-    rootcertbundle: $d/signer.crt
-EOF
+my $token_auth = token_auth($tport, $d);
 my $reg = start_registry(config => $token_auth);
 
 my $img = build_image(layers => [{ a => "token a\n" }, { b => "token b\n" }]);

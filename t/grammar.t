@@ -10,31 +10,19 @@ use warnings;
 use lib 't/lib';
 use RegistryTest;
 
-my $src = "$ROOT/ngx_registry_module";
-my $ngx = "$ROOT/build/nginx";
-my $bin = test_dir() . '/grammar_test';
-my @inc = map { "-I$ngx/$_" }
-          qw(src/core src/event src/event/modules src/os/unix objs);
-my @cc = ('cc', '-g', '-O1', '-Wall', '-Werror', @inc, "-I$src",
-          "$ROOT/t/unit/grammar_test.c", "$src/ngx_http_registry_validate.c",
-          "$src/ngx_http_registry_route.c", "$src/ngx_http_registry_cache.c",
-          "$src/ngx_http_registry_challenge.c",
-          "$src/ngx_http_registry_json.c",
-          '-o', $bin);
-
-my $out = run_out(@cc[0 .. 4], '-fsanitize=address,undefined',
-                  '-fno-sanitize-recover=all', @cc[5 .. $#cc]);
-if (!$?) {
-    print "# built with -fsanitize=address,undefined\n";
-} else {
-    # no sanitizer runtime here: still run the tests
-    print "# built without sanitizers\n";
-    $out = run_out(@cc);
-    if ($?) {
-        print "1..1\nnot ok 1 - grammar_test builds\n";
-        print "# $_\n" for split /\n/, $out;
-        exit 1;
-    }
+my ($bin, $sanitized) = eval {
+    build_unit('grammar_test', qw(ngx_http_registry_validate.c
+                                  ngx_http_registry_route.c
+                                  ngx_http_registry_cache.c
+                                  ngx_http_registry_challenge.c
+                                  ngx_http_registry_json.c));
+};
+if (!$bin) {
+    print "1..1\nnot ok 1 - grammar_test builds\n";
+    print "# $_\n" for split /\n/, $@;
+    exit 1;
 }
+print $sanitized ? "# built with -fsanitize=address,undefined\n"
+                 : "# built without sanitizers\n";
 
 exec $bin, $ENV{FUZZ_ITERATIONS} // 200000;

@@ -13,22 +13,11 @@ use Test::More;
 use JSON::PP;
 use RegistryTest;
 
-my $src = "$ROOT/ngx_registry_module";
-my $ngx = "$ROOT/build/nginx";
-my $bin = test_dir() . '/json_test';
-my @inc = map { "-I$ngx/$_" }
-          qw(src/core src/event src/event/modules src/os/unix objs);
-my @cc = ('cc', '-g', '-O1', '-Wall', '-Werror', @inc, "-I$src",
-          "$ROOT/t/unit/json_test.c", "$src/ngx_http_registry_json.c",
-          '-o', $bin);
-
-my $out = run_out(@cc[0 .. 4], '-fsanitize=address,undefined',
-                  '-fno-sanitize-recover=all', @cc[5 .. $#cc]);
-if ($?) {
-    diag('built without sanitizers');
-    $out = run_out(@cc);
-    BAIL_OUT("json_test does not build:\n$out") if $?;
-}
+my ($bin, $sanitized) = eval {
+    build_unit('json_test', 'ngx_http_registry_json.c');
+};
+BAIL_OUT($@) unless $bin;
+diag('built without sanitizers') unless $sanitized;
 
 # documents in, one line of tokens (or "error") out for each
 sub tokenize {

@@ -18,14 +18,7 @@ use JSON::PP;
 use RegistryTest;
 
 # DNS: auth.test is 127.0.0.1
-my $dport = free_port();
-my $dns = spawn(cmd => ['dnsmasq', '--keep-in-foreground',
-                        "--port=$dport", '--listen-address=127.0.0.1',
-                        '--bind-interfaces', '--no-resolv', '--no-hosts',
-                        '--conf-file=/dev/null', '--pid-file=',
-                        '--address=/auth.test/127.0.0.1'],
-                stdout => test_dir() . '/dns.log');
-ok(wait_port($dport, pid => $dns), 'test DNS server up');
+my $dport = start_dns('auth.test' => '127.0.0.1');
 
 # a token service on another origin: TLS as auth.test, and plain http
 my $ca = make_ca();
@@ -60,6 +53,7 @@ my %realms = (
     tls   => ["https://auth.test:$rport/token", 'realm-token'],
     self  => ["http://127.0.0.1:$oport/v2/self/app/manifests/1", 'never'],
     nat64 => ["https://[64:ff9b::7f00:1]:$rport/token", 'realm-token'],
+    frag  => ["http://127.0.0.1:$fport/token#.evil.test/steal", 'never'],
 );
 my $locations = join '', map { <<"EOF" } sort keys %realms;
         location /v2/$_/ {
@@ -183,5 +177,15 @@ is(at_least(1, sub { scalar self_requests() }), 1,
    '... one mirror-to-mirror request');
 ok((grep { m{ HTTP/1\.1" 508 } } self_requests()),
    '... refused there as a loop (508)');
+
+# a fragment hides what follows from the origin check; the realm's own
+# arguments would follow it: refused, and nothing is fetched for it
+$r = tags($oport, 'frag');
+oci_error($r, 502, 'realm with a fragment, even on the registry\'s origin');
+ok(!grep({ /#/ } file_lines("$front->{dir}/front.log")),
+   '... nothing fetched for it');
+ok(eventually(sub { slurp($ng->{error_log})
+                    =~ /token realm "[^"]*#[^"]*" not fetched: a fragment/ }),
+   '... and the error log says why');
 
 done_testing();

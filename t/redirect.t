@@ -34,14 +34,7 @@ my $other_blob = decode_json(http_get($reg->{port}, '/v2/ok/other/manifests/1',
     ->{body})->{layers}[0]{digest};
 
 # DNS: cdn.test is 127.0.0.1
-my $dport = free_port();
-my $dns = spawn(cmd => ['dnsmasq', '--keep-in-foreground',
-                        "--port=$dport", '--listen-address=127.0.0.1',
-                        '--bind-interfaces', '--no-resolv', '--no-hosts',
-                        '--conf-file=/dev/null', '--pid-file=',
-                        '--address=/cdn.test/127.0.0.1'],
-                stdout => test_dir() . '/dns.log');
-ok(wait_port($dport, pid => $dns), 'test DNS server up');
+my $dport = start_dns('cdn.test' => '127.0.0.1');
 
 # the CDN: TLS, serves the registry's blob files by digest
 my $ca = make_ca();

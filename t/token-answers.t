@@ -28,14 +28,7 @@ my $ts = spawn(cmd => ['perl', "$ROOT/t/lib/tokenanswer.pl", $tport, $answer,
                stdout => "$d/ts.out");
 ok(wait_port($tport, pid => $ts), 'hostile token server up');
 
-my $reg = start_registry(config => <<"EOF");
-auth:
-  token:
-    realm: http://127.0.0.1:$tport/token
-    service: test-registry
-    issuer: test-issuer
-    rootcertbundle: $d/signer.crt
-EOF
+my $reg = start_registry(config => token_auth($tport, $d));
 
 # a plain nginx in front of the registry logs the Authorization it gets
 my $fport = free_port();

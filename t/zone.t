@@ -124,14 +124,7 @@ my $ts = spawn(cmd => ['perl', "$ROOT/t/lib/tokenserver.pl", $tport,
                        $token_log],
                stdout => "$d/ts.out");
 ok(wait_port($tport, pid => $ts), 'token server up');
-my $reg = start_registry(config => <<"EOF");
-auth:
-  token:
-    realm: http://127.0.0.1:$tport/token
-    service: test-registry
-    issuer: test-issuer
-    rootcertbundle: $d/signer.crt
-EOF
+my $reg = start_registry(config => token_auth($tport, $d));
 
 # 64k: a share of three pages for tokens, room for a few of these (2 KB)
 $port = free_port();

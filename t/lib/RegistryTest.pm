@@ -26,6 +26,7 @@ our @EXPORT = qw(
     http_raw http_get build_image push_image run_ok run_out slurp spew
     upstream_digest build_index_image cache_entries wait_until
     $SYSTEM_CA make_ca make_cert push_blob median eventually at_least
+    build_unit token_auth start_dns
 );
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
@@ -462,6 +463,58 @@ sub push_blob {
     $loc = "$reg->{url}$loc" if $loc =~ m{^/};
     run_ok('curl', '-sf', '-T', $file, "$loc&digest=$digest");
     return $digest;
+}
+
+# Builds t/unit/<name>.c with the module's pure files it names (no nginx
+# request in sight), with AddressSanitizer and UBSan where the compiler has
+# them.  Returns the program's path and whether it is sanitized; dies with
+# the compiler's words when it does not build.
+sub build_unit {
+    my ($name, @files) = @_;
+    my $src = "$ROOT/ngx_registry_module";
+    my $ngx = "$ROOT/build/nginx";
+    my $bin = test_dir() . "/$name";
+    my @inc = map { "-I$ngx/$_" }
+              qw(src/core src/event src/event/modules src/os/unix objs);
+    my @cc = ('cc', '-g', '-O1', '-Wall', '-Werror', @inc, "-I$src",
+              "$ROOT/t/unit/$name.c", (map { "$src/$_" } @files),
+              '-o', $bin);
+    my $out = run_out(@cc[0 .. 4], '-fsanitize=address,undefined',
+                      '-fno-sanitize-recover=all', @cc[5 .. $#cc]);
+    return ($bin, 1) unless $?;
+    $out = run_out(@cc);
+    die "$name does not build:\n$out" if $?;
+    return ($bin, 0);
+}
+
+# A DNS server for names the tests make up (nginx's resolver ignores
+# /etc/hosts): dnsmasq on a free loopback port answering each name with
+# its address.  Returns the port, once it listens.
+sub start_dns {
+    my (%names) = @_;
+    my $port = free_port();
+    my $pid = spawn(cmd => ['dnsmasq', '--keep-in-foreground',
+                            "--port=$port", '--listen-address=127.0.0.1',
+                            '--bind-interfaces', '--no-resolv', '--no-hosts',
+                            '--conf-file=/dev/null', '--pid-file=',
+                            map { "--address=/$_/$names{$_}" } sort keys %names],
+                    stdout => test_dir() . '/dns-' . ++$seq . '.log');
+    wait_port($port, pid => $pid) or die "dnsmasq did not start";
+    return $port;
+}
+
+# The auth section of a distribution config: bearer tokens from the token
+# server on $port, signed with the certificate $dir/signer.crt.
+sub token_auth {
+    my ($port, $dir) = @_;
+    return <<"EOF";
+auth:
+  token:
+    realm: http://127.0.0.1:$port/token
+    service: test-registry
+    issuer: test-issuer
+    rootcertbundle: $dir/signer.crt
+EOF
 }
 
 sub median {
