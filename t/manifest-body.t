@@ -14,22 +14,12 @@ use JSON::PP;
 use MIME::Base64;
 use RegistryTest;
 
-my $src = "$ROOT/ngx_registry_module";
-my $ngx = "$ROOT/build/nginx";
-my $bin = test_dir() . '/manifest_test';
-my @inc = map { "-I$ngx/$_" }
-          qw(src/core src/event src/event/modules src/os/unix objs);
-my @cc = ('cc', '-g', '-O1', '-Wall', '-Werror', @inc, "-I$src",
-          "$ROOT/t/unit/manifest_test.c", "$src/ngx_http_registry_manifest.c",
-          "$src/ngx_http_registry_json.c", '-o', $bin);
-
-my $out = run_out(@cc[0 .. 4], '-fsanitize=address,undefined',
-                  '-fno-sanitize-recover=all', @cc[5 .. $#cc]);
-if ($?) {
-    diag('built without sanitizers');
-    $out = run_out(@cc);
-    BAIL_OUT("manifest_test does not build:\n$out") if $?;
-}
+my ($bin, $sanitized) = eval {
+    build_unit('manifest_test', 'ngx_http_registry_manifest.c',
+               'ngx_http_registry_json.c');
+};
+BAIL_OUT($@) unless $bin;
+diag('built without sanitizers') unless $sanitized;
 
 sub parse {
     my (@cases) = @_;
