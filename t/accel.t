@@ -60,13 +60,7 @@ $registries
         access_log \@DIR\@/accel.log accel;
         registry_redirect_http on;
         registry_redirect_allow 127.0.0.0/8;
-        include $ROOT/registry_params;
-
-        location = /_test/mismatches {
-            registry_mirror off;
-            return 200 "\$registry_digest_mismatches";
-        }
-
+$MIRROR_PARAMS
         location = /_test/internal {
             internal;
             registry_mirror off;
@@ -87,15 +81,11 @@ $registries
         }
     }
 EOF
-my $cache = "$ng->{dir}/cache";
 
 sub get { return http_get($port, @_) }
-sub mismatches { return get('/_test/mismatches')->{body} }
+sub mismatches { return mismatches_at($port) }
 sub status { return ($_[0]{headers}{'x-registry-cache'} // ['-'])->[0] }
-sub cached {
-    my ($digest) = @_;
-    return scalar grep { /\Q$digest\E/ } keys %{ cache_entries($cache) };
-}
+sub cached { return cached_digest($ng, $_[0]) }
 
 is(mismatches(), '0', 'counter starts at 0');
 

@@ -119,25 +119,16 @@ my $ng = start_nginx(ports => [$port], http => <<"EOF");
     server {
         listen 127.0.0.1:$port;
         add_header X-Operator yes always;
-        include $ROOT/registry_params;
-
-        location = /_test/mismatches {
-            registry_mirror off;
-            return 200 "\$registry_digest_mismatches";
-        }
+$MIRROR_PARAMS
     }
 EOF
-my $cache = "$ng->{dir}/cache";
 
 sub get { return http_get($port, @_) }
-sub mismatches { return get('/_test/mismatches')->{body} }
+sub mismatches { return mismatches_at($port) }
 sub status { return ($_[0]{headers}{'x-registry-cache'} // ['-'])->[0] }
 sub names { return join ' ', sort keys %{ $_[0]{headers} } }
 sub header { return join "\n", @{ $_[0]{headers}{$_[1]} // [] } }
-sub cached {
-    my ($digest) = @_;
-    return scalar grep { /\Q$digest\E/ } keys %{ cache_entries($cache) };
-}
+sub cached { return cached_digest($ng, $_[0]) }
 
 my $base = 'connection content-length content-type date '
          . 'docker-distribution-api-version';

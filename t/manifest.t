@@ -54,28 +54,19 @@ my $ng = start_nginx(ports => [$port], http => <<"EOF");
     server {
         listen 127.0.0.1:$port;
         registry_default docker.io;
-        include $ROOT/registry_params;
-
-        location = /_test/mismatches {
-            registry_mirror off;
-            return 200 "\$registry_digest_mismatches";
-        }
+$MIRROR_PARAMS
     }
 EOF
-my $cache = "$ng->{dir}/cache";
 
 sub get { return http_get($port, @_) }
-sub mismatches { return get('/_test/mismatches')->{body} }
+sub mismatches { return mismatches_at($port) }
 sub status { return ($_[0]{headers}{'x-registry-cache'} // ['-'])->[0] }
 sub whole {
     my ($r) = @_;
     return $r->{status} == 200 && $r->{headers}{'content-length'}
            && $r->{headers}{'content-length'}[0] == length $r->{body};
 }
-sub cached {
-    my ($digest) = @_;
-    return scalar grep { /\Q$digest\E/ } keys %{ cache_entries($cache) };
-}
+sub cached { return cached_digest($ng, $_[0]) }
 sub b64url_decode {
     (my $s = $_[0]) =~ tr{-_}{+/};
     $s .= '=' x ((4 - length($s) % 4) % 4);

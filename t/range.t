@@ -36,12 +36,7 @@ my $ng = start_nginx(ports => [$port], http => <<"EOF");
 
     server {
         listen 127.0.0.1:$port;
-        include $ROOT/registry_params;
-
-        location = /_test/mismatches {
-            registry_mirror off;
-            return 200 "\$registry_digest_mismatches";
-        }
+$MIRROR_PARAMS
     }
 EOF
 

@@ -63,23 +63,14 @@ my $ng = start_nginx(ports => [$port], http => <<"EOF");
 
     server {
         listen 127.0.0.1:$port;
-        include $ROOT/registry_params;
-
-        location = /_test/mismatches {
-            registry_mirror off;
-            return 200 "\$registry_digest_mismatches";
-        }
+$MIRROR_PARAMS
     }
 EOF
-my $cache = "$ng->{dir}/cache";
 
 sub get { return http_get($port, @_) }
-sub mismatches { return get('/_test/mismatches')->{body} }
+sub mismatches { return mismatches_at($port) }
 sub code { return eval { $_[0]{json}{errors}[0]{code} } // '' }
-sub cached {
-    my ($digest) = @_;
-    return scalar grep { /\Q$digest\E/ } keys %{ cache_entries($cache) };
-}
+sub cached { return cached_digest($ng, $_[0]) }
 
 # One answer read off a kept-alive connection, as a client reads it: the
 # head, then a body by Content-Length (none for 1xx, 204, 304).  Bounded.

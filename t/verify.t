@@ -64,11 +64,7 @@ my $ng = start_nginx(ports => [$port, $port_off], http => <<"EOF");
     server {
         listen 127.0.0.1:$port;
         registry_default docker.io;
-        include $ROOT/registry_params;
-        location = /_test/mismatches {
-            registry_mirror off;
-            return 200 "\$registry_digest_mismatches";
-        }
+$MIRROR_PARAMS
     }
 
     server {
@@ -81,7 +77,7 @@ EOF
 my $cache = "$ng->{dir}/cache";
 
 sub get { return http_get($port, @_) }
-sub mismatches { return get('/_test/mismatches')->{body} }
+sub mismatches { return mismatches_at($port) }
 sub status { return ($_[0]{headers}{'x-registry-cache'} // ['-'])->[0] }
 sub temp_files {
     return grep { m{/[^/]+\.\d+$} } split /\n/,

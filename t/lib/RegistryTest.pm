@@ -26,7 +26,8 @@ our @EXPORT = qw(
     http_raw http_get build_image push_image run_ok run_out slurp spew
     upstream_digest build_index_image cache_entries wait_until
     $SYSTEM_CA make_ca make_cert push_blob median eventually at_least
-    build_unit token_auth start_dns
+    build_unit token_auth start_dns $MIRROR_PARAMS mismatches_at
+    cached_digest
 );
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
@@ -501,6 +502,29 @@ sub start_dns {
                     stdout => test_dir() . '/dns-' . ++$seq . '.log');
     wait_port($port, pid => $pid) or die "dnsmasq did not start";
     return $port;
+}
+
+# For a test's mirror server{}: registry_params, and a location that
+# reports the shared digest-mismatch counter (GET /_test/mismatches).
+our $MIRROR_PARAMS = <<"EOF";
+        include $ROOT/registry_params;
+
+        location = /_test/mismatches {
+            registry_mirror off;
+            return 200 "\$registry_digest_mismatches";
+        }
+EOF
+
+sub mismatches_at {
+    my ($port) = @_;
+    return http_get($port, '/_test/mismatches')->{body};
+}
+
+# Whether a cache key of nginx $ng names $digest.
+sub cached_digest {
+    my ($ng, $digest) = @_;
+    return scalar grep { /\Q$digest\E/ }
+                  keys %{ cache_entries("$ng->{dir}/cache") };
 }
 
 # The auth section of a distribution config: bearer tokens from the token
