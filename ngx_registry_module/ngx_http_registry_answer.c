@@ -352,8 +352,15 @@ ngx_http_registry_answer_fresh(ngx_http_request_t *r,
     u = r->upstream;
     status = u->headers_in.status_n;
 
+    /*
+     * Status 0: no status line at all (nginx's proxy then takes the
+     * whole answer as an HTTP/0.9 body); 600 and over: no status HTTP
+     * has.
+     */
+
     if (status < NGX_HTTP_OK
-        || (status > NGX_HTTP_OK && status < NGX_HTTP_BAD_REQUEST))
+        || (status > NGX_HTTP_OK && status < NGX_HTTP_BAD_REQUEST)
+        || status >= 600)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "registry: answer from \"%V\" repository \"%V\" "
@@ -397,6 +404,14 @@ ngx_http_registry_answer_refuse(ngx_http_request_t *r)
     ngx_http_registry_answer_clear(r);
 
     r->upstream->cacheable = 0;
+
+    /*
+     * An answer without a status line made nginx's proxy answer the client
+     * as HTTP/0.9 (no status line, no headers): the refusal is answered in
+     * the client's own version.
+     */
+
+    r->http_version = r->http_major * 1000 + r->http_minor;
 
     return NGX_HTTP_BAD_GATEWAY;
 }

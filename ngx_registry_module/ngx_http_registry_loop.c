@@ -24,6 +24,7 @@
 static ngx_uint_t ngx_http_registry_id_char(u_char c);
 static ngx_int_t ngx_http_registry_loop_line(ngx_table_elt_t *h,
     void *data);
+static ngx_uint_t ngx_http_registry_loop_closed(ngx_str_t *value);
 static ngx_int_t ngx_http_registry_loop_length(ngx_table_elt_t *h,
     void *data);
 static ngx_int_t ngx_http_registry_loop_copy(ngx_table_elt_t *h,
@@ -226,10 +227,46 @@ ngx_http_registry_cdn_loop_variable(ngx_http_request_t *r,
 }
 
 
+/*
+ * A client's line goes on only if it ends outside a quoted string: an
+ * unclosed quote ('foo; a="') would swallow the node id appended after
+ * it, and the next mirror would not see its own id come back.
+ */
+
+static ngx_uint_t
+ngx_http_registry_loop_closed(ngx_str_t *value)
+{
+    u_char      *p, *last;
+    ngx_uint_t   quoted;
+
+    last = value->data + value->len;
+    quoted = 0;
+
+    for (p = value->data; p < last; p++) {
+
+        if (quoted) {
+            if (*p == '\\') {
+                if (++p == last) {
+                    return 0;
+                }
+
+            } else if (*p == '"') {
+                quoted = 0;
+            }
+
+        } else if (*p == '"') {
+            quoted = 1;
+        }
+    }
+
+    return !quoted;
+}
+
+
 static ngx_int_t
 ngx_http_registry_loop_length(ngx_table_elt_t *h, void *data)
 {
-    if (h->value.len) {
+    if (h->value.len && ngx_http_registry_loop_closed(&h->value)) {
         *(size_t *) data += h->value.len + sizeof(", ") - 1;
     }
 
@@ -242,7 +279,7 @@ ngx_http_registry_loop_copy(ngx_table_elt_t *h, void *data)
 {
     u_char  **p = data;
 
-    if (h->value.len) {
+    if (h->value.len && ngx_http_registry_loop_closed(&h->value)) {
         *p = ngx_cpymem(*p, h->value.data, h->value.len);
         *(*p)++ = ',';
         *(*p)++ = ' ';

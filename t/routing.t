@@ -162,6 +162,19 @@ is(at_least($seen + 2, sub { scalar grep { m{ GET /v2/loop\.io/} }
                              file_lines("$ng->{dir}/up.log") }),
    $seen + 2, '... after one hop: the request and its one copy');
 
+# a client's CDN-Loop that ends inside a quoted string would swallow the
+# id appended after it: such a line is not passed on
+for my $bad ('foo; a="', 'foo; a="x\\') {
+    $seen = grep { m{ GET /v2/loop\.io/} } file_lines("$ng->{dir}/up.log");
+    $r = http_get($port, '/v2/loop.io/library/app/manifests/1.0',
+                  headers => [@oci, "CDN-Loop: $bad",
+                              'Authorization: Basic dTpw']);
+    is($r->{status}, 508, "client's CDN-Loop '$bad': 508 all the same");
+    is(at_least($seen + 2, sub { scalar grep { m{ GET /v2/loop\.io/} }
+                                 file_lines("$ng->{dir}/up.log") }),
+       $seen + 2, '... after one hop');
+}
+
 # unknown registries: 404 NAME_UNKNOWN, nothing contacted
 my @before = (scalar registry_requests($hub), scalar registry_requests($gh));
 my $lines = () = file_lines("$ng->{dir}/up.log");

@@ -53,12 +53,18 @@ mode('up101', { raw => "HTTP/1.1 101 Switching Protocols\r\n"
                        . "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
                        . "$evil$evil" });
 mode('up100', { raw => "HTTP/1.1 100 Continue\r\n\r\n$evil$evil" });
+mode('nostatus', { raw => "junk without a status line\r\n\r\nevil" });
+mode('s999', { raw => "HTTP/1.1 999 X\r\nContent-Length: 4\r\n\r\nevil" });
+mode('s600', { raw => "HTTP/1.0 600 X\r\nContent-Length: 4\r\n\r\nevil" });
 
 my $port = free_port();
 my $ng = start_nginx(ports => [$port], http => <<"EOF");
     registry good.test  $reg->{url};
     registry up101.test http://127.0.0.1:$hp/up101;
     registry up100.test http://127.0.0.1:$hp/up100;
+    registry nostatus.test http://127.0.0.1:$hp/nostatus;
+    registry s999.test  http://127.0.0.1:$hp/s999;
+    registry s600.test  http://127.0.0.1:$hp/s600;
     registry s.test     http://127.0.0.1:$hp/s;
 
     server {
@@ -135,6 +141,15 @@ for my $case (['101 to a client that sent Upgrade', 'up101',
 like(slurp($ng->{error_log}),
      qr/answer from "up101\.test" repository "up101\/x" has status 101, which the mirror never asks for; refused/,
      'the error log says why');
+
+# no status line (nginx would answer HTTP/0.9: no status line, no
+# headers), or a status HTTP has not: a proper 502, then the next answer
+for my $mode ('nostatus', 's999', 's600') {
+    my ($a, $b) = keepalive("/v2/$mode.test/x/blobs/$d");
+    is($a->{status}, 502, "$mode: HTTP/1.1 502");
+    is(code($a), 'UNAVAILABLE', '... with an OCI body');
+    is($b->{status}, 200, '... the next request on the connection: 200');
+}
 
 # --- other statuses the mirror never asks for ----------------------------------
 
