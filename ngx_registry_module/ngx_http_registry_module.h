@@ -11,9 +11,8 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_http_registry_validate.h"
-#include "ngx_http_registry_route.h"
-#include "ngx_http_registry_cache.h"
+#include "ngx_http_registry_grammar.h"
+#include "ngx_http_registry_accept.h"
 #include "ngx_http_registry_verify.h"
 #include "ngx_http_registry_metrics.h"
 #include "ngx_http_registry_zone.h"

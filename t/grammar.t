@@ -11,9 +11,8 @@ use lib 't/lib';
 use RegistryTest;
 
 my ($bin, $sanitized) = eval {
-    build_unit('grammar_test', qw(ngx_http_registry_validate.c
-                                  ngx_http_registry_route.c
-                                  ngx_http_registry_cache.c
+    build_unit('grammar_test', qw(ngx_http_registry_grammar.c
+                                  ngx_http_registry_accept.c
                                   ngx_http_registry_challenge.c
                                   ngx_http_registry_json.c));
 };

@@ -16,9 +16,8 @@ use Cwd qw(abs_path);
 my $src = abs_path(dirname(__FILE__) . '/..') . '/ngx_registry_module';
 
 my @pure = qw(
-    ngx_http_registry_validate
-    ngx_http_registry_route
-    ngx_http_registry_cache
+    ngx_http_registry_grammar
+    ngx_http_registry_accept
     ngx_http_registry_challenge
     ngx_http_registry_json
     ngx_http_registry_manifest

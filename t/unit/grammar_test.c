@@ -10,9 +10,8 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include "ngx_http_registry_validate.h"
-#include "ngx_http_registry_route.h"
-#include "ngx_http_registry_cache.h"
+#include "ngx_http_registry_grammar.h"
+#include "ngx_http_registry_accept.h"
 #include "ngx_http_registry_challenge.h"
 #include "ngx_http_registry_json.h"
 

@@ -6,7 +6,7 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include "ngx_http_registry_cache.h"
+#include "ngx_http_registry_accept.h"
 
 
 /*

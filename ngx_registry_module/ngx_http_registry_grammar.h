@@ -4,12 +4,23 @@
  */
 
 
-#ifndef _NGX_HTTP_REGISTRY_ROUTE_H_INCLUDED_
-#define _NGX_HTTP_REGISTRY_ROUTE_H_INCLUDED_
+#ifndef _NGX_HTTP_REGISTRY_GRAMMAR_H_INCLUDED_
+#define _NGX_HTTP_REGISTRY_GRAMMAR_H_INCLUDED_
 
 
 #include <ngx_config.h>
 #include <ngx_core.h>
+
+
+/*
+ * The distribution grammar, on raw bytes: names, tags, digests and hosts
+ * (each check returns NGX_OK or NGX_DECLINED), and the request path and
+ * query arguments parsed with them.  Nothing here knows about requests,
+ * so all of it can be unit tested and fuzzed on its own.
+ */
+
+#define NGX_HTTP_REGISTRY_NAME_MAX     255
+#define NGX_HTTP_REGISTRY_TAG_MAX      128
 
 
 #define NGX_HTTP_REGISTRY_BASE         1
@@ -54,10 +65,15 @@ typedef struct {
 } ngx_http_registry_args_t;
 
 
+ngx_int_t ngx_http_registry_valid_component(u_char *p, size_t len);
+ngx_int_t ngx_http_registry_valid_tag(u_char *p, size_t len);
+ngx_int_t ngx_http_registry_valid_digest(u_char *p, size_t len);
+ngx_int_t ngx_http_registry_valid_host(u_char *p, size_t len);
+ngx_int_t ngx_http_registry_host_like(u_char *p, size_t len);
 ngx_int_t ngx_http_registry_parse_path(u_char *p, size_t len,
     ngx_http_registry_path_t *path, ngx_http_registry_error_t *err);
 ngx_int_t ngx_http_registry_parse_args(u_char *p, size_t len,
     ngx_http_registry_args_t *args, ngx_http_registry_error_t *err);
 
 
-#endif /* _NGX_HTTP_REGISTRY_ROUTE_H_INCLUDED_ */
+#endif /* _NGX_HTTP_REGISTRY_GRAMMAR_H_INCLUDED_ */

@@ -4,8 +4,8 @@
  */
 
 
-#ifndef _NGX_HTTP_REGISTRY_CACHE_H_INCLUDED_
-#define _NGX_HTTP_REGISTRY_CACHE_H_INCLUDED_
+#ifndef _NGX_HTTP_REGISTRY_ACCEPT_H_INCLUDED_
+#define _NGX_HTTP_REGISTRY_ACCEPT_H_INCLUDED_
 
 
 #include <ngx_config.h>
@@ -21,4 +21,4 @@ size_t ngx_http_registry_accept_string(ngx_uint_t mask, u_char *buf);
 ngx_str_t *ngx_http_registry_manifest_type(u_char *p, size_t len);
 
 
-#endif /* _NGX_HTTP_REGISTRY_CACHE_H_INCLUDED_ */
+#endif /* _NGX_HTTP_REGISTRY_ACCEPT_H_INCLUDED_ */
