@@ -14,7 +14,6 @@
 #include "ngx_http_registry_grammar.h"
 #include "ngx_http_registry_accept.h"
 #include "ngx_http_registry_verify.h"
-#include "ngx_http_registry_metrics.h"
 #include "ngx_http_registry_zone.h"
 #include "ngx_http_registry_auth.h"
 #include "ngx_http_registry_redirect.h"

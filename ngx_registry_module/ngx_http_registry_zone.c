@@ -68,6 +68,14 @@ static size_t ngx_http_registry_zone_footprint(size_t size);
 static ngx_uint_t  ngx_http_registry_zone_shares[] = { 25, 25, 25, 10 };
 
 
+/*
+ * Each worker finds the counters in the zone at its start, and has none
+ * when no registry is configured.
+ */
+
+ngx_http_registry_counters_t  *ngx_http_registry_counters;
+
+
 ngx_shm_zone_t *
 ngx_http_registry_zone_add(ngx_conf_t *cf, size_t size, void *tag)
 {

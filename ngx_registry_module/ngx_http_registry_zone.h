@@ -10,7 +10,6 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include "ngx_http_registry_metrics.h"
 
 
 /*
@@ -27,6 +26,13 @@
 #define NGX_HTTP_REGISTRY_ZONE_SIZE    (16 * 1024 * 1024)
 
 
+/* counters shared by all workers, kept across reloads */
+
+typedef struct {
+    ngx_atomic_t               digest_mismatches;
+} ngx_http_registry_counters_t;
+
+
 ngx_shm_zone_t *ngx_http_registry_zone_add(ngx_conf_t *cf, size_t size,
     void *tag);
 ngx_http_registry_counters_t *ngx_http_registry_zone_counters(
@@ -35,6 +41,9 @@ ngx_int_t ngx_http_registry_zone_get(ngx_shm_zone_t *zone, ngx_uint_t kind,
     ngx_str_t *key, ngx_pool_t *pool, ngx_str_t *value);
 ngx_int_t ngx_http_registry_zone_set(ngx_shm_zone_t *zone, ngx_uint_t kind,
     ngx_str_t *key, ngx_str_t *value, time_t expires);
+
+
+extern ngx_http_registry_counters_t  *ngx_http_registry_counters;
 
 
 #endif /* _NGX_HTTP_REGISTRY_ZONE_H_INCLUDED_ */
