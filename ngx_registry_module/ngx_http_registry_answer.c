@@ -7,7 +7,13 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_http_registry_module.h"
+#include "ngx_http_registry.h"
+#include "ngx_http_registry_grammar.h"
+#include "ngx_http_registry_accept.h"
+#include "ngx_http_registry_json.h"
+#include "ngx_http_registry_response.h"
+#include "ngx_http_registry_verify.h"
+#include "ngx_http_registry_answer.h"
 
 
 /*

@@ -7,7 +7,13 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_http_registry_module.h"
+#include "ngx_http_registry.h"
+#include "ngx_http_registry_zone.h"
+#include "ngx_http_registry_response.h"
+#include "ngx_http_registry_challenge.h"
+#include "ngx_http_registry_redirect.h"
+#include "ngx_http_registry_target.h"
+#include "ngx_http_registry_auth.h"
 
 
 static ngx_int_t ngx_http_registry_token_done(ngx_http_request_t *r,
@@ -75,6 +81,33 @@ ngx_http_registry_token_set(ngx_http_request_t *r, ngx_str_t *key,
     return ngx_http_registry_zone_set(rmcf->zone,
                                       NGX_HTTP_REGISTRY_ZONE_TOKEN, key,
                                       token, expires);
+}
+
+
+/*
+ * The client's own Authorization, when it is the client's business with
+ * the upstream: not when the operator's access control has read it
+ * (auth_basic in front of the mirror parses it into r->headers_in.user),
+ * nor where the operator says credentials are the mirror's
+ * (registry_client_credentials off: "satisfy any", auth_request), for
+ * those credentials are the operator's and stop here.
+ */
+
+ngx_str_t *
+ngx_http_registry_client_credentials(ngx_http_request_t *r)
+{
+    ngx_http_registry_loc_conf_t  *rlcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
+
+    if (r->headers_in.authorization == NULL
+        || r->headers_in.user.data != NULL
+        || !rlcf->client_credentials)
+    {
+        return NULL;
+    }
+
+    return &r->headers_in.authorization->value;
 }
 
 

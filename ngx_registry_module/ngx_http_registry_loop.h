@@ -13,9 +13,6 @@
 #include <ngx_http.h>
 
 
-#define NGX_HTTP_REGISTRY_LOOP_DETECTED  508
-
-
 ngx_int_t ngx_http_registry_node_id(ngx_conf_t *cf, ngx_str_t *id);
 char *ngx_http_registry_node_id_check(ngx_conf_t *cf, void *post,
     void *data);

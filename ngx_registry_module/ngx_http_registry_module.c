@@ -7,7 +7,17 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_http_registry_module.h"
+#include "ngx_http_registry.h"
+#include "ngx_http_registry_grammar.h"
+#include "ngx_http_registry_accept.h"
+#include "ngx_http_registry_zone.h"
+#include "ngx_http_registry_response.h"
+#include "ngx_http_registry_answer.h"
+#include "ngx_http_registry_verify.h"
+#include "ngx_http_registry_auth.h"
+#include "ngx_http_registry_redirect.h"
+#include "ngx_http_registry_target.h"
+#include "ngx_http_registry_loop.h"
 
 
 static ngx_int_t ngx_http_registry_handler(ngx_http_request_t *r);
@@ -26,10 +36,6 @@ static ngx_int_t ngx_http_registry_cache_key(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_token_key(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_send(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_str_t *body);
-static ngx_int_t ngx_http_registry_set_header(ngx_http_request_t *r,
-    ngx_str_t *key, ngx_str_t *value);
 static ngx_int_t ngx_http_registry_header_filter(ngx_http_request_t *r);
 
 static ngx_int_t ngx_http_registry_variable(ngx_http_request_t *r,
@@ -300,18 +306,12 @@ static ngx_http_variable_t  ngx_http_registry_vars[] = {
 };
 
 
-static ngx_str_t  ngx_http_registry_api_header =
-    ngx_string("Docker-Distribution-API-Version");
-static ngx_str_t  ngx_http_registry_api_version = ngx_string("registry/2.0");
-static ngx_str_t  ngx_http_registry_allow_header = ngx_string("Allow");
 static ngx_str_t  ngx_http_registry_accept_header = ngx_string("Accept");
 static ngx_str_t  ngx_http_registry_digest_header =
     ngx_string("Docker-Content-Digest");
 static ngx_str_t  ngx_http_registry_ns_header = ngx_string("OCI-Namespace");
 static ngx_str_t  ngx_http_registry_cache_header =
     ngx_string("X-Registry-Cache");
-static ngx_str_t  ngx_http_registry_json =
-    ngx_string("application/json; charset=utf-8");
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -757,117 +757,6 @@ ngx_http_registry_cache_key(ngx_http_request_t *r,
 }
 
 
-ngx_int_t
-ngx_http_registry_send_error(ngx_http_request_t *r,
-    ngx_http_registry_error_t *err)
-{
-    u_char     *p;
-    ngx_str_t   body, allow;
-
-    p = ngx_pnalloc(r->pool, sizeof("{\"errors\":[{\"code\":\"\","
-                                    "\"message\":\"\"}]}\n") - 1
-                             + err->code.len + err->message.len);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    body.data = p;
-    p = ngx_sprintf(p, "{\"errors\":[{\"code\":\"%V\",\"message\":\"%V\"}]}\n",
-                    &err->code, &err->message);
-    body.len = p - body.data;
-
-    if (err->status == NGX_HTTP_NOT_ALLOWED) {
-        ngx_str_set(&allow, "GET, HEAD");
-
-        if (ngx_http_registry_set_header(r, &ngx_http_registry_allow_header,
-                                         &allow)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    /* nginx knows no reason phrase for 508 */
-
-    if (err->status == NGX_HTTP_REGISTRY_LOOP_DETECTED) {
-        ngx_str_set(&r->headers_out.status_line, "508 Loop Detected");
-    }
-
-    return ngx_http_registry_send(r, err->status, &body);
-}
-
-
-/* a small JSON answer of the mirror's own, body dropped for HEAD */
-
-static ngx_int_t
-ngx_http_registry_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *body)
-{
-    ngx_int_t    rc;
-    ngx_buf_t   *b;
-    ngx_chain_t  out;
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    if (ngx_http_registry_set_header(r, &ngx_http_registry_api_header,
-                                     &ngx_http_registry_api_version)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    r->headers_out.status = status;
-    r->headers_out.content_type = ngx_http_registry_json;
-    r->headers_out.content_type_len = ngx_http_registry_json.len;
-    r->headers_out.content_type_lowcase = NULL;
-    r->headers_out.content_length_n = body->len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->pos = body->data;
-    b->last = body->data + body->len;
-    b->memory = 1;
-    b->last_buf = 1;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-static ngx_int_t
-ngx_http_registry_set_header(ngx_http_request_t *r, ngx_str_t *key,
-    ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key = *key;
-    h->value = *value;
-
-    return NGX_OK;
-}
-
-
 /*
  * Cache validity is decided here, not by proxy_cache_valid: header filters
  * run before nginx decides whether to store a response (and, for a 304
@@ -1025,53 +914,6 @@ ngx_http_registry_expected_digest(ngx_http_request_t *r,
 }
 
 
-/*
- * Calls handler for every header line called name, until it returns
- * NGX_DONE (then NGX_DONE is returned).
- */
-
-ngx_int_t
-ngx_http_registry_headers(ngx_list_t *headers, ngx_str_t *name,
-    ngx_http_registry_header_pt handler, void *data)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &headers->part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NGX_OK;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == name->len
-            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0
-            && handler(&h[i], data) == NGX_DONE)
-        {
-            return NGX_DONE;
-        }
-    }
-}
-
-
-ngx_int_t
-ngx_http_registry_first_line(ngx_table_elt_t *h, void *data)
-{
-    *(ngx_table_elt_t **) data = h;
-
-    return NGX_DONE;
-}
-
-
 static ngx_int_t
 ngx_http_registry_accept_line(ngx_table_elt_t *h, void *data)
 {
@@ -1188,33 +1030,6 @@ ngx_http_registry_authorization_variable(ngx_http_request_t *r,
     ngx_http_registry_set_value(v, s);
 
     return NGX_OK;
-}
-
-
-/*
- * The client's own Authorization, when it is the client's business with
- * the upstream: not when the operator's access control has read it
- * (auth_basic in front of the mirror parses it into r->headers_in.user),
- * nor where the operator says credentials are the mirror's
- * (registry_client_credentials off: "satisfy any", auth_request), for
- * those credentials are the operator's and stop here.
- */
-
-ngx_str_t *
-ngx_http_registry_client_credentials(ngx_http_request_t *r)
-{
-    ngx_http_registry_loc_conf_t  *rlcf;
-
-    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
-
-    if (r->headers_in.authorization == NULL
-        || r->headers_in.user.data != NULL
-        || !rlcf->client_credentials)
-    {
-        return NULL;
-    }
-
-    return &r->headers_in.authorization->value;
 }
 
 

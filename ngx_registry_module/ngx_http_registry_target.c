@@ -7,7 +7,9 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_http_registry_module.h"
+#include "ngx_http_registry.h"
+#include "ngx_http_registry_response.h"
+#include "ngx_http_registry_target.h"
 
 
 /*

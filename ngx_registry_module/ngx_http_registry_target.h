@@ -11,6 +11,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include "ngx_http_registry.h"
 
 
 /*
@@ -23,7 +24,7 @@
 
 /* a URL an upstream named: a redirect's Location or a token realm */
 
-typedef struct {
+struct ngx_http_registry_target_s {
     ngx_http_request_t           *request;
     char                         *what;      /* for the log */
     char                         *error;     /* why it was refused */
@@ -42,7 +43,7 @@ typedef struct {
     unsigned                      busy:1;
     unsigned                      done:1;
     unsigned                      waiting:1;
-} ngx_http_registry_target_t;
+};
 
 
 ngx_int_t ngx_http_registry_target_parse(ngx_http_request_t *r,

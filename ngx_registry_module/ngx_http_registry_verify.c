@@ -8,7 +8,10 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include <openssl/evp.h>
-#include "ngx_http_registry_module.h"
+#include "ngx_http_registry.h"
+#include "ngx_http_registry_zone.h"
+#include "ngx_http_registry_manifest.h"
+#include "ngx_http_registry_verify.h"
 
 
 /*

@@ -4,23 +4,23 @@
  */
 
 
-#ifndef _NGX_HTTP_REGISTRY_MODULE_H_INCLUDED_
-#define _NGX_HTTP_REGISTRY_MODULE_H_INCLUDED_
+#ifndef _NGX_HTTP_REGISTRY_H_INCLUDED_
+#define _NGX_HTTP_REGISTRY_H_INCLUDED_
 
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_http_registry_grammar.h"
-#include "ngx_http_registry_accept.h"
-#include "ngx_http_registry_verify.h"
-#include "ngx_http_registry_zone.h"
-#include "ngx_http_registry_auth.h"
-#include "ngx_http_registry_redirect.h"
-#include "ngx_http_registry_json.h"
-#include "ngx_http_registry_manifest.h"
-#include "ngx_http_registry_target.h"
-#include "ngx_http_registry_loop.h"
+
+
+/*
+ * The module's shared types: its configuration and the per-request
+ * context, read by every step.  No step's header is included here: a step
+ * includes this, never the other way round.
+ */
+
+typedef struct ngx_http_registry_target_s  ngx_http_registry_target_t;
 
 
 /* one "registry" directive */
@@ -95,32 +95,7 @@ typedef struct {
 } ngx_http_registry_ctx_t;
 
 
-typedef ngx_int_t (*ngx_http_registry_header_pt)(ngx_table_elt_t *h,
-    void *data);
-
-
-ngx_int_t ngx_http_registry_send_error(ngx_http_request_t *r,
-    ngx_http_registry_error_t *err);
-ngx_int_t ngx_http_registry_answer(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-ngx_int_t ngx_http_registry_headers(ngx_list_t *headers, ngx_str_t *name,
-    ngx_http_registry_header_pt handler, void *data);
-ngx_int_t ngx_http_registry_first_line(ngx_table_elt_t *h, void *data);
-ngx_str_t *ngx_http_registry_client_credentials(ngx_http_request_t *r);
-
-
-static ngx_inline void
-ngx_http_registry_set_value(ngx_http_variable_value_t *v, ngx_str_t *s)
-{
-    v->len = s->len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = s->data;
-}
-
-
 extern ngx_module_t  ngx_http_registry_module;
 
 
-#endif /* _NGX_HTTP_REGISTRY_MODULE_H_INCLUDED_ */
+#endif /* _NGX_HTTP_REGISTRY_H_INCLUDED_ */
