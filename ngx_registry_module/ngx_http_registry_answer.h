@@ -11,11 +11,9 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include "ngx_http_registry.h"
 
 
-ngx_int_t ngx_http_registry_answer(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_header_filter_init(ngx_conf_t *cf);
 
 
 #endif /* _NGX_HTTP_REGISTRY_ANSWER_H_INCLUDED_ */

@@ -21,8 +21,6 @@
 #include "ngx_http_registry_loop.h"
 
 
-static ngx_int_t ngx_http_registry_header_filter(ngx_http_request_t *r);
-
 static ngx_int_t ngx_http_registry_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_conf_variable(ngx_http_request_t *r,
@@ -37,8 +35,6 @@ static ngx_int_t ngx_http_registry_client_credentials_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_token_auth_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_registry_expected_digest(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
 
 static char *ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -287,149 +283,6 @@ static ngx_http_variable_t  ngx_http_registry_vars[] = {
 
       ngx_http_null_variable
 };
-
-
-static ngx_str_t  ngx_http_registry_digest_header =
-    ngx_string("Docker-Content-Digest");
-static ngx_str_t  ngx_http_registry_ns_header = ngx_string("OCI-Namespace");
-static ngx_str_t  ngx_http_registry_cache_header =
-    ngx_string("X-Registry-Cache");
-
-
-static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
-
-
-/*
- * Cache validity is decided here, not by proxy_cache_valid: header filters
- * run before nginx decides whether to store a response (and, for a 304
- * revalidation, before it refreshes the entry), and only here is the kind
- * of request known.  Only a GET stores or refreshes an entry; a HEAD
- * response has no body and must never stand in for one.  Upstream
- * Cache-Control and Expires are ignored (registry_params), so nothing else
- * makes a response cacheable.
- */
-
-static ngx_int_t
-ngx_http_registry_header_filter(ngx_http_request_t *r)
-{
-    ngx_int_t                      rc;
-    ngx_str_t                     *status;
-    ngx_http_upstream_t           *u;
-    ngx_http_registry_ctx_t       *ctx;
-    ngx_http_registry_loc_conf_t  *rlcf;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
-
-    if (ctx == NULL || ctx->registry == NULL || r != r->main) {
-        return ngx_http_next_header_filter(r);
-    }
-
-    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
-    u = r->upstream;
-
-    /*
-     * An upstream's answer, fresh or from the cache, in a location that
-     * proxies (the upstream-error location answers with the mirror's own
-     * errors): checked, or refused, and its headers replaced by the
-     * mirror's, before anything is sent.
-     */
-
-    if (u && !rlcf->upstream_errors) {
-        (void) ngx_http_registry_expected_digest(r, ctx);
-
-        rc = ngx_http_registry_answer(r, ctx);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-    }
-
-#if (NGX_HTTP_CACHE)
-
-    if (u && r->cache && r->method == NGX_HTTP_GET
-        && ((!r->cached && u->headers_in.status_n == NGX_HTTP_OK)
-            || (r->cached && u->cache_status == NGX_HTTP_CACHE_REVALIDATED)))
-    {
-        r->cache->valid_sec = ngx_time()
-                              + (ctx->digest ? rlcf->digest_valid
-                                             : rlcf->tag_valid);
-    }
-
-    if (rlcf->cache_header && u && u->cache_status) {
-        status = &ngx_http_cache_status[u->cache_status - 1];
-
-        if (ngx_http_registry_set_header(r, &ngx_http_registry_cache_header,
-                                         status)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-#endif
-
-    /*
-     * A body ended only by the upstream closing is committed by nginx at
-     * EOF with no hook to check it first, and a short one looks whole:
-     * never cache it.
-     */
-
-    if (u && !r->cached && u->headers_in.content_length_n == -1
-        && !u->headers_in.chunked)
-    {
-        u->cacheable = 0;
-    }
-
-    /* containerd's "ns" is echoed back, as the distribution spec asks */
-
-    if (ctx->ns.len) {
-        if (ngx_http_registry_set_header(r, &ngx_http_registry_ns_header,
-                                         &ctx->ns)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    return ngx_http_next_header_filter(r);
-}
-
-
-/*
- * What a fill's body must hash to: the digest in the URL, or for a tag the
- * upstream's Docker-Content-Digest.  A tag without one cannot be checked.
- */
-
-static ngx_int_t
-ngx_http_registry_expected_digest(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    ngx_table_elt_t  *h;
-
-    if (ctx->digest) {
-        ctx->expected = ctx->reference;
-        return NGX_OK;
-    }
-
-    if (ctx->endpoint != NGX_HTTP_REGISTRY_MANIFEST) {
-        return NGX_DECLINED;
-    }
-
-    h = NULL;
-
-    if (ngx_http_registry_headers(&r->upstream->headers_in.headers,
-                                  &ngx_http_registry_digest_header,
-                                  ngx_http_registry_first_line, &h)
-        != NGX_DONE
-        || ngx_http_registry_valid_digest(h->value.data, h->value.len)
-           != NGX_OK)
-    {
-        return NGX_DECLINED;
-    }
-
-    ctx->expected = h->value;
-
-    return NGX_OK;
-}
 
 
 static ngx_int_t
@@ -1157,10 +1010,7 @@ ngx_http_registry_init(ngx_conf_t *cf)
 
     *h = ngx_http_registry_upstream_error;
 
-    ngx_http_next_header_filter = ngx_http_top_header_filter;
-    ngx_http_top_header_filter = ngx_http_registry_header_filter;
-
-    return NGX_OK;
+    return ngx_http_registry_header_filter_init(cf);
 }
 
 
