@@ -15,7 +15,7 @@
 #include "ngx_http_registry_route.h"
 #include "ngx_http_registry_answer.h"
 #include "ngx_http_registry_verify.h"
-#include "ngx_http_registry_auth.h"
+#include "ngx_http_registry_upstream_error.h"
 #include "ngx_http_registry_redirect.h"
 #include "ngx_http_registry_target.h"
 #include "ngx_http_registry_loop.h"
@@ -29,12 +29,6 @@ static ngx_int_t ngx_http_registry_cache_status_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_registry_counter_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_registry_authorization_variable(
-    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_registry_client_credentials_variable(
-    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_registry_token_auth_variable(
-    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 
 static char *ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -352,86 +346,6 @@ ngx_http_registry_cache_status_variable(ngx_http_request_t *r,
 #endif
 
     v->not_found = 1;
-
-    return NGX_OK;
-}
-
-
-/*
- * What goes upstream as Authorization: the client's own, if it sent one
- * (its business with the upstream), else the mirror's kept token, else
- * none.  Evaluated only when a request goes upstream, so a cache hit never
- * touches the token zone; only a lookup, never a fetch (that waits for an
- * upstream 401).
- */
-
-static ngx_int_t
-ngx_http_registry_authorization_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    ngx_str_t                *s;
-    ngx_http_registry_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
-
-    s = ngx_http_registry_client_credentials(r);
-
-    if (s == NULL && ctx
-        && ngx_http_registry_token_get(r, &ctx->token_key,
-                                       &ctx->authorization)
-           == NGX_OK)
-    {
-        s = &ctx->authorization;
-    }
-
-    if (s == NULL) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    ngx_http_registry_set_value(v, s);
-
-    return NGX_OK;
-}
-
-
-/* "1" when the client's own credentials go upstream: never cached */
-
-static ngx_int_t
-ngx_http_registry_client_credentials_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    if (ngx_http_registry_client_credentials(r) == NULL) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    v->len = 1;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = (u_char *) "1";
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_registry_token_auth_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    ngx_http_registry_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_registry_module);
-
-    if (ctx == NULL || ctx->registry == NULL
-        || ctx->registry->credentials.len == 0)
-    {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    ngx_http_registry_set_value(v, &ctx->registry->credentials);
 
     return NGX_OK;
 }
