@@ -203,20 +203,7 @@ srand(20261130);
 my @mut;
 for my $n (1 .. 20000) {
     my ($type, $d) = @{ $seeds[$n % 2] };
-    for (1 .. 1 + $n % 4) {
-        my $at = int rand length $d;
-        my $r = rand;
-        if ($r < 0.4) {
-            substr($d, $at, 1) = $alphabet[rand @alphabet];
-        } elsif ($r < 0.6) {
-            substr($d, $at, 1) = '';
-        } elsif ($r < 0.8) {
-            substr($d, $at, 0) = $alphabet[rand @alphabet];
-        } else {
-            $d = substr($d, 0, $at);
-        }
-    }
-    push @mut, [$type, $d];
+    push @mut, [$type, mutate($d, $n, @alphabet)];
 }
 my @verdict = parse(@mut);
 is(scalar @verdict, scalar @mut, 'a verdict for every mutated manifest');

@@ -27,7 +27,7 @@ our @EXPORT = qw(
     upstream_digest build_index_image cache_entries wait_until
     $SYSTEM_CA make_ca make_cert push_blob median eventually at_least
     build_unit token_auth start_dns $MIRROR_PARAMS mismatches_at
-    cached_digest
+    cached_digest mutate
 );
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
@@ -525,6 +525,27 @@ sub cached_digest {
     my ($ng, $digest) = @_;
     return scalar grep { /\Q$digest\E/ }
                   keys %{ cache_entries("$ng->{dir}/cache") };
+}
+
+# A document with $n (1 to 4) random edits from @alphabet: a character
+# replaced, deleted or inserted, or the rest cut off.  The caller seeds
+# rand, so a run can be repeated.
+sub mutate {
+    my ($d, $n, @alphabet) = @_;
+    for (1 .. 1 + $n % 4) {
+        my $at = int rand length $d;
+        my $r = rand;
+        if ($r < 0.4) {
+            substr($d, $at, 1) = $alphabet[rand @alphabet];
+        } elsif ($r < 0.6) {
+            substr($d, $at, 1) = '';
+        } elsif ($r < 0.8) {
+            substr($d, $at, 0) = $alphabet[rand @alphabet];
+        } else {
+            $d = substr($d, 0, $at);
+        }
+    }
+    return $d;
 }
 
 # The auth section of a distribution config: bearer tokens from the token
