@@ -132,7 +132,7 @@ $(N126_MODULE): $(N126_DIR)/objs/Makefile $(SOURCES)
 # an OpenSSL source tree (--with-openssl=DIR, bookworm's openssl), the
 # module links no libcrypto of its own and loads.
 CHECKS_DIR  := $(BUILD)/checks
-CHECK_CONF   = printf '%s\n' $(1) 'events {}' \
+CHECK_CONF   = printf '%s\n' $(1) 'pid t.pid;' 'events {}' \
                    'http { registry docker.io https://registry-1.docker.io; }' \
                    > $(2)/t.conf && \
                $(2)/objs/nginx -t -p $(2)/ -c $(2)/t.conf -e stderr
