@@ -52,7 +52,8 @@ for my $example (@examples) {
     # the same rewriting "make run" does, then every upstream -> test registry
     my $out = run_out('make', '-s', '-C', $ROOT, 'run-conf',
                       "CONF=$example", "PORT=$port", "CACHE=$d/cache",
-                      "RUN_DIR=$d", 'RESOLVER=127.0.0.1');
+                      "RUN_DIR=$d", 'RESOLVER=127.0.0.1',
+                      'MODULE_SO=' . module_path());
     is($?, 0, "$label: make run-conf") or diag $out;
     my $conf = slurp("$d/nginx.conf");
     my @names = $conf =~ /^\s*registry\s+(\S+)\s+https?:/mg;
@@ -91,7 +92,8 @@ chmod 0755, $d;
 my $port = free_port();
 my $make = spawn(cmd => ['make', '-s', '-C', $ROOT, 'run', "PORT=$port",
                          "CACHE=$d/cache", "RUN_DIR=$d/run",
-                         'RESOLVER=127.0.0.1'],
+                         'RESOLVER=127.0.0.1', 'MODULE_SO=' . module_path(),
+                         "NGINX_BIN=$NGINX"],
                  stdout => "$d/out.log");
 ok(wait_port($port, pid => $make), 'make run: listening on the port')
     or diag slurp("$d/out.log");

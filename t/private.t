@@ -30,8 +30,15 @@ run_ok('skopeo', '--insecure-policy', 'copy', '--dest-tls-verify=false',
        '--dest-creds', 'puller:s3cret', $img->{ref},
        "docker://$reg->{host}/team/private:1");
 
+# a public registry beside it: the positive control that what the mirror
+# does store shows up where the checks below look
+my $pub = start_registry();
+my $pub_img = build_image(layers => [{ public => "public layer\n" }]);
+push_image($pub_img, $pub, 'team/public:1');
+
 my $port = free_port();
 my $ng = start_nginx(ports => [$port], http => <<"EOF");
+    registry public.test $pub->{url};
     registry harbor.test $reg->{url};
     registry robot.test  $reg->{url} credentials=$dir/robot.cred;
     server {
@@ -44,7 +51,16 @@ EOF
 my @accept = ('Accept: application/vnd.oci.image.manifest.v1+json');
 my $auth = 'Authorization: Basic ' . encode_base64('puller:s3cret', '');
 
-my $r = http_get($port, '/v2/team/private/manifests/1', headers => \@accept);
+my $r = http_get($port, '/v2/public.test/team/public/manifests/1',
+                 headers => \@accept);
+is($r->{status}, 200, 'control: a public manifest');
+my $pub_layer = decode_json($r->{body})->{layers}[0]{digest};
+is(http_get($port, "/v2/public.test/team/public/blobs/$pub_layer")->{status},
+   200, 'control: its blob');
+ok(cached_digest($ng, $pub_layer),
+   'control: the public blob is in the cache folder, under its digest');
+
+$r = http_get($port, '/v2/team/private/manifests/1', headers => \@accept);
 is($r->{status}, 401, 'anonymous: 401 from the upstream');
 
 $r = http_get($port, '/v2/team/private/manifests/1',
@@ -57,6 +73,7 @@ $r = http_get($port, "/v2/team/private/blobs/$layer", headers => [$auth]);
 is($r->{status}, 200, 'with credentials: the blob');
 is('sha256:' . sha256_hex($r->{body}), $layer, 'blob bytes');
 
+isnt($layer, $pub_layer, 'the private layer is not the public one');
 ok(!grep({ /private|\Q$layer\E/ } keys %{ cache_entries("$ng->{dir}/cache") }),
    'nothing fetched with credentials was stored');
 
@@ -79,6 +96,12 @@ ok(!$r->{headers}{'www-authenticate'}, '... no challenge reached the client');
 $r = http_get($port, "/v2/robot.test/team/private/blobs/$layer");
 is('sha256:' . sha256_hex($r->{body}), $layer, '... and the blob');
 my $basic = encode_base64('puller:s3cret', '');
+# control: both logs are the ones nginx writes, and have this test's lines
+like(slurp($ng->{access_log}),
+     qr{"GET /v2/robot\.test/team/private/manifests/1 HTTP/1\.1" 200 },
+     'control: the access log has the robot-credentials request');
+like(slurp($ng->{error_log}), qr/\[notice\] .*start worker process/,
+     'control: the error log is the one nginx writes');
 unlike(slurp($ng->{error_log}) . slurp($ng->{access_log}),
        qr/s3cret|\Q$basic\E/, 'the credentials are in no log');
 my $out = "$dir/pull";

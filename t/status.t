@@ -204,8 +204,12 @@ mode('s', { headers => ['Content-Length: 0'] });
 $r = get("/v2/s.test/x/blobs/$d2");
 is($r->{status}, 502, 'two Content-Length lines: 502');
 is(code($r), 'UNAVAILABLE', '... with an OCI body');
+# nginx 1.22 keeps both lines and the mirror refuses the answer; since 1.23
+# nginx's proxy refuses a second Content-Length itself
 like(slurp($ng->{error_log}),
-     qr/answer from "s\.test" repository "s\/x" has 2 Content-Length lines; refused/,
+     nginx_version() < 1023000
+     ? qr/answer from "s\.test" repository "s\/x" has 2 Content-Length lines; refused/
+     : qr/upstream sent duplicate header line: "Content-Length: /,
      '... logged');
 ok(!cached($d2), '... not cached');
 
