@@ -26,6 +26,8 @@ static ngx_int_t ngx_http_registry_deny(ngx_http_request_t *r,
     ngx_uint_t status, char *code, char *message);
 static ngx_int_t ngx_http_registry_too_many(ngx_http_request_t *r);
 static ngx_int_t ngx_http_registry_hide(ngx_table_elt_t *h, void *data);
+static ngx_int_t ngx_http_registry_hide_bearer(ngx_table_elt_t *h,
+    void *data);
 
 
 static ngx_str_t  ngx_http_registry_token_uri = ngx_string("/_registry/token");
@@ -367,8 +369,16 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
 
         /*
          * The mirror has nothing to answer this challenge with: pass it
-         * on, so that a client with its own credentials can.
+         * on, so that a client with its own credentials can.  Only Basic
+         * lines: a Bearer realm is the mirror's to check and fetch, never
+         * handed to a client unchecked (nginx 1.23 and later carry every
+         * line over, 1.22 the first only).
          */
+
+        (void) ngx_http_registry_headers(&r->headers_out.headers,
+                                         &ngx_http_registry_www_authenticate,
+                                         ngx_http_registry_hide_bearer,
+                                         NULL);
 
         return ngx_http_registry_deny(r, NGX_HTTP_UNAUTHORIZED,
                                       "UNAUTHORIZED",
@@ -644,6 +654,20 @@ static ngx_int_t
 ngx_http_registry_hide(ngx_table_elt_t *h, void *data)
 {
     h->hash = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_registry_hide_bearer(ngx_table_elt_t *h, void *data)
+{
+    if (h->value.len < 5
+        || ngx_strncasecmp(h->value.data, (u_char *) "Basic", 5) != 0
+        || (h->value.len > 5 && h->value.data[5] != ' '))
+    {
+        h->hash = 0;
+    }
 
     return NGX_OK;
 }

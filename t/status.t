@@ -53,6 +53,14 @@ mode('up101', { raw => "HTTP/1.1 101 Switching Protocols\r\n"
                        . "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
                        . "$evil$evil" });
 mode('up100', { raw => "HTTP/1.1 100 Continue\r\n\r\n$evil$evil" });
+mode('r401', { raw => "HTTP/1.1 401 U\r\n"
+                      . "WWW-Authenticate: Basic realm=\"upstream\"\r\n"
+                      . "WWW-Authenticate: Bearer realm=\"http://evil.example/"
+                      . "steal\",service=\"s\"\r\nContent-Length: 0\r\n\r\n" });
+mode('r401e', { raw => "HTTP/1.1 401 U\r\n"
+                       . "WWW-Authenticate: Bearer error=\"x\"\r\n"
+                       . "WWW-Authenticate: Bearer realm=\"http://evil.example/"
+                       . "steal\",service=\"s\"\r\nContent-Length: 0\r\n\r\n" });
 mode('nostatus', { raw => "junk without a status line\r\n\r\nevil" });
 mode('s999', { raw => "HTTP/1.1 999 X\r\nContent-Length: 4\r\n\r\nevil" });
 mode('s600', { raw => "HTTP/1.0 600 X\r\nContent-Length: 4\r\n\r\nevil" });
@@ -63,6 +71,8 @@ my $ng = start_nginx(ports => [$port], http => <<"EOF");
     registry up101.test http://127.0.0.1:$hp/up101;
     registry up100.test http://127.0.0.1:$hp/up100;
     registry nostatus.test http://127.0.0.1:$hp/nostatus;
+    registry r401.test  http://127.0.0.1:$hp/r401;
+    registry r401e.test http://127.0.0.1:$hp/r401e;
     registry s999.test  http://127.0.0.1:$hp/s999;
     registry s600.test  http://127.0.0.1:$hp/s600;
     registry s.test     http://127.0.0.1:$hp/s;
@@ -149,6 +159,17 @@ for my $mode ('nostatus', 's999', 's600') {
     is($a->{status}, 502, "$mode: HTTP/1.1 502");
     is(code($a), 'UNAVAILABLE', '... with an OCI body');
     is($b->{status}, 200, '... the next request on the connection: 200');
+}
+
+# a challenge the mirror cannot answer is passed on, Basic lines only:
+# a Bearer realm is never handed to a client unchecked (nginx 1.23 and
+# later carry every line of the upstream's over)
+for my $mode ('r401', 'r401e') {
+    my $r = get("/v2/$mode.test/x/blobs/$d");
+    is($r->{status}, 401, "$mode: 401 passed on");
+    is(join('|', @{ $r->{headers}{'www-authenticate'} // [] }),
+       $mode eq 'r401' ? 'Basic realm="upstream"' : '',
+       '... with its Basic challenge only');
 }
 
 # --- other statuses the mirror never asks for ----------------------------------
