@@ -163,10 +163,9 @@ ngx_http_registry_token_parse(u_char *p, size_t len, u_char *buf,
     ngx_http_registry_json_t         js;
     ngx_http_registry_json_token_t   t, tok, access, expires, *found;
 
-    ngx_http_registry_json_init(&js, p, len);
-
-    if (ngx_http_registry_json_next(&js, &t) != NGX_OK
-        || t.type != NGX_HTTP_REGISTRY_JSON_OBJECT)
+    if (ngx_http_registry_json_open(&js, p, len,
+                                    NGX_HTTP_REGISTRY_JSON_OBJECT)
+        != NGX_OK)
     {
         return NGX_DECLINED;
     }

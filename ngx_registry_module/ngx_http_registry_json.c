@@ -43,6 +43,27 @@ ngx_http_registry_json_init(ngx_http_registry_json_t *js, u_char *p,
 
 
 /*
+ * Starts reading a document that must be an object or an array (type):
+ * NGX_OK when it opens so, NGX_ERROR otherwise.
+ */
+
+ngx_int_t
+ngx_http_registry_json_open(ngx_http_registry_json_t *js, u_char *p,
+    size_t len, ngx_uint_t type)
+{
+    ngx_http_registry_json_token_t  tok;
+
+    ngx_http_registry_json_init(js, p, len);
+
+    if (ngx_http_registry_json_next(js, &tok) != NGX_OK || tok.type != type) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * NGX_OK with the next token, NGX_DONE once the document has ended well
  * formed with nothing after it, NGX_ERROR on anything else (a malformed
  * or truncated document, nesting deeper than NGX_HTTP_REGISTRY_JSON_DEPTH).

@@ -56,6 +56,8 @@ void ngx_http_registry_json_init(ngx_http_registry_json_t *js, u_char *p,
     size_t len);
 ngx_int_t ngx_http_registry_json_next(ngx_http_registry_json_t *js,
     ngx_http_registry_json_token_t *tok);
+ngx_int_t ngx_http_registry_json_open(ngx_http_registry_json_t *js,
+    u_char *p, size_t len, ngx_uint_t type);
 ngx_int_t ngx_http_registry_json_unescape(ngx_str_t *raw, u_char *dst,
     size_t *len);
 ngx_int_t ngx_http_registry_json_is(ngx_str_t *raw, char *s);

@@ -109,10 +109,9 @@ ngx_http_registry_manifest_parse(ngx_str_t *body, ngx_str_t *type,
 
     ngx_memzero(m, sizeof(ngx_http_registry_manifest_t));
 
-    ngx_http_registry_json_init(&js, body->data, body->len);
-
-    if (ngx_http_registry_json_next(&js, &tok) != NGX_OK
-        || tok.type != NGX_HTTP_REGISTRY_JSON_OBJECT)
+    if (ngx_http_registry_json_open(&js, body->data, body->len,
+                                    NGX_HTTP_REGISTRY_JSON_OBJECT)
+        != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -360,10 +359,9 @@ ngx_http_registry_manifest_jws(ngx_str_t *body, ngx_str_t *protected,
     header.data = scratch;
     header.len = len;
 
-    ngx_http_registry_json_init(&js, header.data, header.len);
-
-    if (ngx_http_registry_json_next(&js, &tok) != NGX_OK
-        || tok.type != NGX_HTTP_REGISTRY_JSON_OBJECT)
+    if (ngx_http_registry_json_open(&js, header.data, header.len,
+                                    NGX_HTTP_REGISTRY_JSON_OBJECT)
+        != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -517,10 +515,9 @@ ngx_http_registry_manifest_signatures(u_char *p, u_char *last)
 
     /* the tokenizer allows white space around the array, and nothing else */
 
-    ngx_http_registry_json_init(&js, p, last - p);
-
-    if (ngx_http_registry_json_next(&js, &tok) != NGX_OK
-        || tok.type != NGX_HTTP_REGISTRY_JSON_ARRAY)
+    if (ngx_http_registry_json_open(&js, p, last - p,
+                                    NGX_HTTP_REGISTRY_JSON_ARRAY)
+        != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -545,10 +542,9 @@ ngx_http_registry_manifest_v1(u_char *p, size_t len)
     ngx_http_registry_json_token_t   tok;
     u_char                           buf[NGX_HTTP_REGISTRY_MANIFEST_NAME];
 
-    ngx_http_registry_json_init(&js, p, len);
-
-    if (ngx_http_registry_json_next(&js, &tok) != NGX_OK
-        || tok.type != NGX_HTTP_REGISTRY_JSON_OBJECT)
+    if (ngx_http_registry_json_open(&js, p, len,
+                                    NGX_HTTP_REGISTRY_JSON_OBJECT)
+        != NGX_OK)
     {
         return NGX_ERROR;
     }
