@@ -59,6 +59,8 @@ typedef struct {
     ngx_array_t               *redirect_allow;   /* ngx_cidr_t */
     time_t                     tag_valid;
     time_t                     digest_valid;
+    ngx_msec_t                 tag_check_timeout;
+    ngx_array_t               *immutable_tags;  /* ngx_regex_elt_t */
     ngx_array_t               *aliases;     /* ngx_http_registry_alias_t */
     ngx_str_t                  default_name;
     ngx_http_registry_t       *default_registry;
@@ -89,9 +91,16 @@ typedef struct {
                                                mirror's own answer */
     ngx_uint_t                 error_status;  /* what sent it to the
                                                  upstream-error location */
+    ngx_str_t                  tag;         /* a tag served by digest */
+    ngx_str_t                  tag_key;     /* its key in the tag map */
+    ngx_str_t                  resolved;    /* the digest it is served by */
+    ngx_str_t                  computed;    /* a fetched tag's digest */
+    ngx_uint_t                 tag_state;   /* NGX_HTTP_REGISTRY_TAG_* */
     unsigned                   token_done:1;
     unsigned                   token_failed:1;
     unsigned                   digest:1;    /* immutable content */
+    unsigned                   tag_pinned:1;
+    unsigned                   tag_revalidated:1;
 } ngx_http_registry_ctx_t;
 
 

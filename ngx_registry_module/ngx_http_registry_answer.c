@@ -13,6 +13,7 @@
 #include "ngx_http_registry_json.h"
 #include "ngx_http_registry_response.h"
 #include "ngx_http_registry_verify.h"
+#include "ngx_http_registry_tag.h"
 #include "ngx_http_registry_answer.h"
 
 
@@ -118,9 +119,28 @@ ngx_http_registry_header_filter(ngx_http_request_t *r)
     if (u && !rlcf->upstream_errors) {
         (void) ngx_http_registry_expected_digest(r, ctx);
 
+        /* a tag's check decides how the request goes on */
+
+        if (ctx->tag_state == NGX_HTTP_REGISTRY_TAG_CHECK && !r->cached) {
+            rc = ngx_http_registry_tag_checked(r, ctx);
+
+            if (rc != NGX_DECLINED) {
+                ngx_http_registry_answer_clear(r);
+                u->cacheable = 0;
+                return rc;
+            }
+        }
+
         rc = ngx_http_registry_answer(r, ctx);
         if (rc != NGX_OK) {
             return rc;
+        }
+
+        if (ctx->tag.len && ctx->expected.len
+            && r->headers_out.status == NGX_HTTP_OK)
+        {
+            ngx_http_registry_tag_served(r, ctx, &ctx->expected,
+                                         &r->headers_out.content_type);
         }
     }
 
@@ -135,8 +155,9 @@ ngx_http_registry_header_filter(ngx_http_request_t *r)
                                              : rlcf->tag_valid);
     }
 
-    if (rlcf->cache_header && u && u->cache_status) {
-        status = &ngx_http_cache_status[u->cache_status - 1];
+    status = ngx_http_registry_cache_status(r);
+
+    if (rlcf->cache_header && status) {
 
         if (ngx_http_registry_set_header(r, &ngx_http_registry_cache_header,
                                          status)
@@ -187,7 +208,7 @@ ngx_http_registry_expected_digest(ngx_http_request_t *r,
     ngx_table_elt_t  *h;
 
     if (ctx->digest) {
-        ctx->expected = ctx->reference;
+        ctx->expected = ctx->resolved.len ? ctx->resolved : ctx->reference;
         return NGX_OK;
     }
 
@@ -754,4 +775,35 @@ ngx_http_registry_answer_header(ngx_http_request_t *r, char *key,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * What X-Registry-Cache and $registry_cache_status say: the cache's own
+ * status, unless a tag made it otherwise.
+ */
+
+ngx_str_t *
+ngx_http_registry_cache_status(ngx_http_request_t *r)
+{
+    ngx_str_t                *status;
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (ctx == NULL || ctx->registry == NULL || r->upstream == NULL) {
+        return NULL;
+    }
+
+    status = ngx_http_registry_tag_cache_status(r, ctx);
+
+#if (NGX_HTTP_CACHE)
+
+    if (status == NULL && r->upstream->cache_status) {
+        status = &ngx_http_cache_status[r->upstream->cache_status - 1];
+    }
+
+#endif
+
+    return status;
 }

@@ -14,6 +14,7 @@
 
 
 ngx_int_t ngx_http_registry_header_filter_init(ngx_conf_t *cf);
+ngx_str_t *ngx_http_registry_cache_status(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_REGISTRY_ANSWER_H_INCLUDED_ */

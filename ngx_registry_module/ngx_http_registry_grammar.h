@@ -21,6 +21,7 @@
 
 #define NGX_HTTP_REGISTRY_NAME_MAX     255
 #define NGX_HTTP_REGISTRY_TAG_MAX      128
+#define NGX_HTTP_REGISTRY_DIGEST_MAX   (sizeof("sha512:") - 1 + 128)
 
 
 #define NGX_HTTP_REGISTRY_BASE         1

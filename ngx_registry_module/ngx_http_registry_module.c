@@ -19,6 +19,7 @@
 #include "ngx_http_registry_redirect.h"
 #include "ngx_http_registry_target.h"
 #include "ngx_http_registry_loop.h"
+#include "ngx_http_registry_tag.h"
 
 
 static ngx_int_t ngx_http_registry_variable(ngx_http_request_t *r,
@@ -103,6 +104,20 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       ngx_conf_set_sec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_registry_loc_conf_t, tag_valid),
+      NULL },
+
+    { ngx_string("registry_tag_check_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_registry_loc_conf_t, tag_check_timeout),
+      NULL },
+
+    { ngx_string("registry_immutable_tags"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_registry_immutable_tags,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("registry_digest_valid"),
@@ -270,6 +285,18 @@ static ngx_http_variable_t  ngx_http_registry_vars[] = {
       ngx_http_registry_cdn_loop_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("registry_method"), NULL,
+      ngx_http_registry_tag_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_tag_check"), NULL,
+      ngx_http_registry_tag_variable, 1,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_digest"), NULL,
+      ngx_http_registry_tag_variable, 2,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("registry_digest_mismatches"), NULL,
       ngx_http_registry_counter_variable,
       offsetof(ngx_http_registry_counters_t, digest_mismatches),
@@ -329,23 +356,16 @@ static ngx_int_t
 ngx_http_registry_cache_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-#if (NGX_HTTP_CACHE)
-
     ngx_str_t  *status;
 
-    if (ngx_http_get_module_ctx(r, ngx_http_registry_module) != NULL
-        && r->upstream && r->upstream->cache_status)
-    {
-        status = &ngx_http_cache_status[r->upstream->cache_status - 1];
+    status = ngx_http_registry_cache_status(r);
 
-        ngx_http_registry_set_value(v, status);
-
+    if (status == NULL) {
+        v->not_found = 1;
         return NGX_OK;
     }
 
-#endif
-
-    v->not_found = 1;
+    ngx_http_registry_set_value(v, status);
 
     return NGX_OK;
 }
@@ -821,6 +841,8 @@ ngx_http_registry_create_loc_conf(ngx_conf_t *cf)
     rlcf->redirect_allow = NGX_CONF_UNSET_PTR;
     rlcf->tag_valid = NGX_CONF_UNSET;
     rlcf->digest_valid = NGX_CONF_UNSET;
+    rlcf->tag_check_timeout = NGX_CONF_UNSET_MSEC;
+    rlcf->immutable_tags = NGX_CONF_UNSET_PTR;
 
     return rlcf;
 }
@@ -856,6 +878,10 @@ ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_sec_value(conf->tag_valid, prev->tag_valid, 60);
     ngx_conf_merge_sec_value(conf->digest_valid, prev->digest_valid,
                              365 * 24 * 60 * 60);
+    ngx_conf_merge_msec_value(conf->tag_check_timeout,
+                              prev->tag_check_timeout, 5000);
+    ngx_conf_merge_ptr_value(conf->immutable_tags, prev->immutable_tags,
+                             NULL);
     ngx_conf_merge_str_value(conf->default_name, prev->default_name, "");
 
     if (conf->aliases == NULL) {
@@ -923,6 +949,13 @@ ngx_http_registry_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_registry_upstream_error;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_registry_tag_log_handler;
 
     return ngx_http_registry_header_filter_init(cf);
 }

@@ -12,6 +12,7 @@
 #include "ngx_http_registry_accept.h"
 #include "ngx_http_registry_response.h"
 #include "ngx_http_registry_loop.h"
+#include "ngx_http_registry_tag.h"
 #include "ngx_http_registry_route.h"
 
 
@@ -126,6 +127,14 @@ ngx_http_registry_handler(ngx_http_request_t *r)
     }
 
     if (ngx_http_registry_token_key(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* a manifest by tag is served by the digest the tag names */
+
+    if (ctx->endpoint == NGX_HTTP_REGISTRY_MANIFEST && !ctx->digest
+        && ngx_http_registry_tag_route(r, ctx) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

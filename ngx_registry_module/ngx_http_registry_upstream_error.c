@@ -13,6 +13,7 @@
 #include "ngx_http_registry_challenge.h"
 #include "ngx_http_registry_redirect.h"
 #include "ngx_http_registry_target.h"
+#include "ngx_http_registry_tag.h"
 #include "ngx_http_registry_upstream_error.h"
 
 
@@ -244,6 +245,28 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
     if (ctx->error_status == 0) {
         ctx->error_status = r->err_status;
         r->err_status = 0;
+    }
+
+    /* a tag's check, done or failed, and a digest a tag named, missing */
+
+    if (ctx->tag_state != NGX_HTTP_REGISTRY_TAG_NONE
+        || ctx->error_status == NGX_HTTP_REGISTRY_TAG_NEXT)
+    {
+        rc = ngx_http_registry_tag_error(r, ctx);
+
+        if (rc == NGX_DONE) {
+            return NGX_DONE;
+        }
+
+        if (rc != NGX_DECLINED) {
+            return ngx_http_registry_deny(r, rc, "UNAVAILABLE",
+                                          "upstream registry unavailable");
+        }
+    }
+
+    if (ctx->error_status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
+        ngx_http_finalize_request(r, ctx->error_status);
+        return NGX_DONE;
     }
 
     if (r->upstream == NULL

@@ -54,6 +54,9 @@ static ngx_int_t ngx_http_registry_verify_keep(ngx_http_request_t *r,
     ngx_http_registry_verify_t *vf, u_char *p, size_t n);
 static ngx_int_t ngx_http_registry_verify_done(ngx_http_request_t *r,
     ngx_http_registry_verify_t *vf);
+static ngx_int_t ngx_http_registry_verify_computed(ngx_http_request_t *r,
+    ngx_http_registry_verify_t *vf, ngx_http_registry_manifest_t *m,
+    u_char *md, unsigned int len);
 static ngx_int_t ngx_http_registry_verify_manifest(ngx_http_request_t *r,
     ngx_http_registry_verify_t *vf, ngx_http_registry_manifest_t *m);
 
@@ -123,7 +126,12 @@ ngx_http_registry_verify_body(ngx_http_request_t *r, ngx_str_t *expected,
         }
     }
 
-    if (expected->len) {
+    /*
+     * A tag whose upstream names no digest for it: its digest is computed
+     * (sha256, as registries name them), to serve the tag by from then on.
+     */
+
+    if (expected->len || (type->len && ctx->tag.len && !ctx->digest)) {
         cln = ngx_pool_cleanup_add(r->pool, 0);
         if (cln == NULL) {
             return NGX_ERROR;
@@ -137,7 +145,8 @@ ngx_http_registry_verify_body(ngx_http_request_t *r, ngx_str_t *expected,
         cln->handler = ngx_http_registry_verify_cleanup;
         cln->data = vf;
 
-        vf->alg = ngx_strncmp(expected->data, "sha512:", 7) == 0
+        vf->alg = (expected->len
+                   && ngx_strncmp(expected->data, "sha512:", 7) == 0)
                   ? EVP_sha512() : EVP_sha256();
 
         if (EVP_DigestInit_ex(vf->md, vf->alg, NULL) != 1) {
@@ -366,6 +375,10 @@ ngx_http_registry_verify_done(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    if (vf->expected.len == 0) {
+        return ngx_http_registry_verify_computed(r, vf, &m, md, len);
+    }
+
     alg = ngx_strlchr(vf->expected.data,
                       vf->expected.data + vf->expected.len, ':')
           - vf->expected.data + 1;
@@ -473,6 +486,41 @@ ngx_http_registry_verify_manifest(ngx_http_request_t *r,
                   &ctx->registry->name, &ctx->repository, &vf->type);
 
     return NGX_ERROR;
+}
+
+
+/* the digest of a body that had none named: of its payload, for schema 1 */
+
+static ngx_int_t
+ngx_http_registry_verify_computed(ngx_http_request_t *r,
+    ngx_http_registry_verify_t *vf, ngx_http_registry_manifest_t *m,
+    u_char *md, unsigned int len)
+{
+    u_char                   *p;
+    ngx_http_registry_ctx_t  *ctx;
+
+    if (m->jws
+        && (EVP_DigestInit_ex(vf->md, vf->alg, NULL) != 1
+            || EVP_DigestUpdate(vf->md, m->head.data, m->head.len) != 1
+            || EVP_DigestUpdate(vf->md, m->tail.data, m->tail.len) != 1
+            || EVP_DigestFinal_ex(vf->md, md, &len) != 1))
+    {
+        return NGX_ERROR;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    p = ngx_pnalloc(r->pool, sizeof("sha256:") - 1 + 2 * len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->computed.data = p;
+    p = ngx_cpymem(p, "sha256:", sizeof("sha256:") - 1);
+    p = ngx_hex_dump(p, md, len);
+    ctx->computed.len = p - ctx->computed.data;
+
+    return NGX_OK;
 }
 
 

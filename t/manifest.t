@@ -128,7 +128,17 @@ unlike(slurp($ng->{error_log}), qr/digest mismatch|registry: manifest/,
 
 spew("$hd/s1.json", encode_json({ type => $s1 }));
 
+# A tag pulled through the mirror is kept under its digest (the pulls
+# above): a body by that digest is asked upstream only once it is gone.
+sub uncache {
+    my ($d) = @_;
+    my $e = cache_entries("$ng->{dir}/cache");
+    unlink map { $e->{$_}[0] } grep { /\Q$d\E/ } keys %$e;
+}
+
 # the registry's own bytes: its digest, verified, and now shared
+ok(cached($digest), 'the schema 1 tag pulled above is kept by its digest');
+uncache($digest);
 spew("$hd/manifests/$digest", $up->{body});
 $r = get("/v2/s1.test/x/manifests/$digest");
 ok(whole($r) && $r->{body} eq $up->{body},
@@ -139,9 +149,9 @@ is(status(get("/v2/library/app/manifests/$digest")), 'HIT',
 # a payload changed under the tag's digest
 (my $arm = $up->{body}) =~ s/"architecture": "amd64"/"architecture": "arm64"/
     or die 'no architecture in the schema 1 manifest';
-spew("$hd/manifests/arm", $arm);
-spew("$hd/s1.json", encode_json({ type => $s1, digest => $digest }));
-$r = get('/v2/s1.test/y/manifests/arm');
+uncache($digest);
+spew("$hd/manifests/$digest", $arm);
+$r = get("/v2/s1.test/y/manifests/$digest");
 ok(!whole($r), 'schema 1, payload changed under the tag\'s digest: not '
                . 'delivered whole');
 like(slurp($ng->{error_log}),
@@ -156,8 +166,8 @@ my $p = decode_json(b64url_decode($sig));
 $p->{formatTail} = b64url("\n}\n");
 my $forged_sig = b64url(encode_json($p));
 $forged =~ s/\Q$sig\E/$forged_sig/ or die;
-spew("$hd/manifests/forged", $forged);
-$r = get('/v2/s1.test/y/manifests/forged');
+spew("$hd/manifests/$digest", $forged);
+$r = get("/v2/s1.test/y/manifests/$digest");
 ok(!whole($r), 'schema 1, formatTail forged: not delivered whole');
 is(mismatches(), '2', '... counted');
 

@@ -90,7 +90,7 @@ is('sha256:' . sha256_hex(slurp("$out/manifest.json")), $digest,
 $r = http_get($port, '/v2/sni.test/library/app/manifests/1',
               headers => \@accept);
 is($r->{status}, 200, 'through the TLS front');
-ok(eventually(sub { grep { m{^sni\.test GET /v2/library/app/manifests/1 } }
+ok(eventually(sub { grep { m{^sni\.test HEAD /v2/library/app/manifests/1 } }
                    file_lines("$front->{dir}/sni.log") }),
    'SNI was sni.test');
 
