@@ -101,6 +101,7 @@ typedef struct {
     unsigned                   digest:1;    /* immutable content */
     unsigned                   tag_pinned:1;
     unsigned                   tag_revalidated:1;
+    unsigned                   verified:1;  /* the whole body matched */
 } ngx_http_registry_ctx_t;
 
 

@@ -698,6 +698,7 @@ ngx_http_registry_tag_cache_status(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_registry_tag_log_handler(ngx_http_request_t *r)
 {
+    ngx_str_t                       digest;
     ngx_http_registry_ctx_t        *ctx;
     ngx_http_registry_tag_entry_t   e;
 
@@ -705,11 +706,17 @@ ngx_http_registry_tag_log_handler(ngx_http_request_t *r)
 
     if (ctx == NULL || ctx->registry == NULL
         || ctx->tag_state != NGX_HTTP_REGISTRY_TAG_FETCH
-        || ctx->computed.len == 0
-        || ctx->computed.len > NGX_HTTP_REGISTRY_DIGEST_MAX
-        || r->headers_out.status != NGX_HTTP_OK
-        || r->connection->error)
+        || !ctx->verified
+        || r->headers_out.status != NGX_HTTP_OK)
     {
+        return NGX_OK;
+    }
+
+    /* the GET may name the digest its HEAD did not; the body matched it */
+
+    digest = ctx->computed.len ? ctx->computed : ctx->expected;
+
+    if (digest.len == 0 || digest.len > NGX_HTTP_REGISTRY_DIGEST_MAX) {
         return NGX_OK;
     }
 
@@ -721,15 +728,15 @@ ngx_http_registry_tag_log_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    e.len = ctx->computed.len;
-    ngx_memcpy(e.digest, ctx->computed.data, e.len);
+    e.len = digest.len;
+    ngx_memcpy(e.digest, digest.data, e.len);
     e.checked = ngx_time();
     e.checking = 0;
     e.failed = 0;
 
     ngx_http_registry_tag_put(r, ctx, &e);
 
-    ngx_http_registry_tag_served(r, ctx, &ctx->computed,
+    ngx_http_registry_tag_served(r, ctx, &digest,
                                  &r->headers_out.content_type);
 
     return NGX_OK;

@@ -375,8 +375,15 @@ ngx_http_registry_verify_done(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
     if (vf->expected.len == 0) {
-        return ngx_http_registry_verify_computed(r, vf, &m, md, len);
+        if (ngx_http_registry_verify_computed(r, vf, &m, md, len) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ctx->verified = 1;
+        return NGX_OK;
     }
 
     alg = ngx_strlchr(vf->expected.data,
@@ -389,6 +396,7 @@ ngx_http_registry_verify_done(ngx_http_request_t *r,
         if ((size_t) (p - hex) == vf->expected.len - alg
             && ngx_strncmp(hex, vf->expected.data + alg, p - hex) == 0)
         {
+            ctx->verified = 1;
             return NGX_OK;
         }
 
@@ -408,8 +416,6 @@ ngx_http_registry_verify_done(ngx_http_request_t *r,
             return NGX_ERROR;
         }
     }
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "registry: digest mismatch from \"%V\" repository \"%V\": "
