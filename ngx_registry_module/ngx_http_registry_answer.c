@@ -13,6 +13,7 @@
 #include "ngx_http_registry_json.h"
 #include "ngx_http_registry_response.h"
 #include "ngx_http_registry_verify.h"
+#include "ngx_http_registry_history.h"
 #include "ngx_http_registry_answer.h"
 
 
@@ -94,7 +95,7 @@ static ngx_int_t
 ngx_http_registry_header_filter(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
-    ngx_str_t                     *status;
+    ngx_str_t                     *status, content_type;
     ngx_http_upstream_t           *u;
     ngx_http_registry_ctx_t       *ctx;
     ngx_http_registry_loc_conf_t  *rlcf;
@@ -121,6 +122,23 @@ ngx_http_registry_header_filter(ngx_http_request_t *r)
         rc = ngx_http_registry_answer(r, ctx);
         if (rc != NGX_OK) {
             return rc;
+        }
+
+        /* history: temporary call site, the core moves it */
+
+        if (!ctx->digest && ctx->endpoint == NGX_HTTP_REGISTRY_MANIFEST
+            && r->method == NGX_HTTP_GET && ctx->expected.len
+            && r->headers_out.status == NGX_HTTP_OK)
+        {
+            content_type.len = r->headers_out.content_type.len;
+            content_type.data = r->headers_out.content_type.data;
+
+            (void) ngx_http_registry_history_seen(r, &ctx->registry->name,
+                                                  &ctx->repository,
+                                                  &ctx->reference,
+                                                  &ctx->accept,
+                                                  &ctx->expected,
+                                                  &content_type);
         }
     }
 
