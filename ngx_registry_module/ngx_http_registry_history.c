@@ -1088,7 +1088,7 @@ ngx_http_registry_history_handler(ngx_http_request_t *r)
            != NGX_OK)
     {
         return ngx_http_registry_history_refuse(r, NGX_HTTP_BAD_REQUEST,
-                   "NAME_INVALID", "invalid or missing argument \"registry\"");
+                   "NAME_INVALID", "invalid or missing argument: registry");
     }
 
     if (ngx_http_arg(r, ngx_http_registry_history_arg_repository.data,
@@ -1101,7 +1101,7 @@ ngx_http_registry_history_handler(ngx_http_request_t *r)
     {
         return ngx_http_registry_history_refuse(r, NGX_HTTP_BAD_REQUEST,
                    "NAME_INVALID",
-                   "invalid or missing argument \"repository\"");
+                   "invalid or missing argument: repository");
     }
 
     if (ngx_http_arg(r, ngx_http_registry_history_arg_tag.data,
@@ -1110,7 +1110,7 @@ ngx_http_registry_history_handler(ngx_http_request_t *r)
         || ngx_http_registry_valid_tag(tag.data, tag.len) != NGX_OK)
     {
         return ngx_http_registry_history_refuse(r, NGX_HTTP_BAD_REQUEST,
-                   "TAG_INVALID", "invalid or missing argument \"tag\"");
+                   "TAG_INVALID", "invalid or missing argument: tag");
     }
 
     /* registry names are kept in lower case, as the directive has them */
