@@ -80,6 +80,7 @@ typedef struct {
     u_char                    *start;
     u_char                    *pos;
     u_char                    *end;
+    ngx_uint_t                 unwritten;   /* those entries only */
 } ngx_http_registry_history_buf_t;
 
 
@@ -496,6 +497,58 @@ ngx_http_registry_history_write(ngx_http_registry_main_conf_t *rmcf,
 
 
 /*
+ * A worker that exits writes what "last seen" the journal is behind on,
+ * so that a stop or a restart loses none of it (a crash loses at most an
+ * interval's).
+ */
+
+void
+ngx_http_registry_history_exit(ngx_cycle_t *cycle)
+{
+    size_t                            len;
+    ngx_pool_t                       *pool;
+    ngx_http_registry_main_conf_t    *rmcf;
+    ngx_http_registry_history_buf_t   b;
+
+    rmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_registry_module);
+
+    if (rmcf == NULL || rmcf->history == NULL || rmcf->zone == NULL) {
+        return;
+    }
+
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, cycle->log);
+    if (pool == NULL) {
+        return;
+    }
+
+    b.pool = pool;
+    b.start = NULL;
+    b.pos = NULL;
+    b.end = NULL;
+    b.unwritten = 1;
+
+    if (ngx_http_registry_zone_walk(rmcf->zone,
+                                    NGX_HTTP_REGISTRY_ZONE_HISTORY,
+                                    ngx_http_registry_history_dump, &b)
+        == NGX_OK)
+    {
+        len = b.pos - b.start;
+
+        if (len && ngx_write_fd(rmcf->history->fd, b.start, len)
+                   != (ssize_t) len)
+        {
+            ngx_log_error(NGX_LOG_ERR, cycle->log, ngx_errno,
+                          "registry: tag history \"%V\" not written",
+                          &rmcf->history->name);
+        }
+    }
+
+    ngx_destroy_pool(pool);
+}
+
+
+/*
  * In the master, once the zones are made: a new zone (a start, or a
  * reload that changed the zone's size) is filled from the journal, which
  * is then rewritten from it.  A reload that keeps the zone reads nothing.
@@ -803,6 +856,7 @@ ngx_http_registry_history_compact(ngx_http_registry_main_conf_t *rmcf,
     b.start = NULL;
     b.pos = NULL;
     b.end = NULL;
+    b.unwritten = 0;
 
     rc = ngx_http_registry_zone_walk(rmcf->zone,
                                      NGX_HTTP_REGISTRY_ZONE_HISTORY,
@@ -909,6 +963,17 @@ ngx_http_registry_history_dump(ngx_str_t *key, ngx_str_t *value, void *data)
     last = p + value->len;
 
     while (ngx_http_registry_history_entry(&p, last, &e) == NGX_OK) {
+
+        if (b->unwritten) {
+            if (e.written >= e.last) {
+                continue;
+            }
+
+            (void) ngx_sprintf(e.line
+                               + 2 * (NGX_HTTP_REGISTRY_HISTORY_TIME + 1),
+                               "%010T", e.last);
+        }
+
         need = 2 * NGX_TIME_T_LEN + key->len + e.digest.len + e.type.len
                + e.accept.len + 6;
 

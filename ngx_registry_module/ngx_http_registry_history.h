@@ -43,6 +43,7 @@ char *ngx_http_registry_history(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_registry_history_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_registry_history_init(ngx_cycle_t *cycle);
+void ngx_http_registry_history_exit(ngx_cycle_t *cycle);
 
 
 #endif /* _NGX_HTTP_REGISTRY_HISTORY_H_INCLUDED_ */

@@ -50,6 +50,7 @@ static char *ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static ngx_int_t ngx_http_registry_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_registry_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_registry_init_process(ngx_cycle_t *cycle);
+static void ngx_http_registry_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_conf_post_handler_pt  ngx_http_registry_node_id_post =
@@ -199,7 +200,7 @@ ngx_module_t  ngx_http_registry_module = {
     ngx_http_registry_init_process,        /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_registry_exit_process,        /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -953,6 +954,13 @@ static ngx_int_t
 ngx_http_registry_init_module(ngx_cycle_t *cycle)
 {
     return ngx_http_registry_history_init(cycle);
+}
+
+
+static void
+ngx_http_registry_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_registry_history_exit(cycle);
 }
 
 

@@ -97,6 +97,12 @@ ok($ok, 'first pull of v1') or diag $log;
 ok($ok, 'and by digest') or diag $log;
 
 is(digests(), $digest[0], 'the history has the digest served');
+for (1 .. 3) {
+    ($ok, $log) = pull(':v1');
+    ok($ok, "pull of v1 again ($_)") or diag $log;
+}
+is(scalar(my @l = file_lines($journal)), 1,
+   'the journal has one line: a digest seen again is not written again');
 
 pull_new(1);
 isnt($digest[1], $digest[0], 'a different image as v1');
@@ -183,6 +189,46 @@ like($warn[2], qr/line 3: invalid media type/, 'a bad media type');
 like($warn[3], qr/not ended/, 'a line cut short');
 ok(!grep({ /\[(alert|crit|emerg)\]/ } file_lines("$ng->{dir}/error.log")),
    'nothing worse than a warning');
+
+# --- bounded in total: the zone's share, the least recently seen tags go ---
+
+# a small zone: its history share is one page, a few tags
+my $small_journal = test_dir() . '/small-history';
+my $fake = 'a' x 64;
+spew($small_journal, join '', map {
+    "$t $t docker.io library/app t$_ sha256:$fake $type \n"
+} 1 .. 50);
+(my $small_http = $http) =~ s{\Q$journal\E}{$small_journal};
+$small_http =~ s{registry_tag_valid}{registry_zone 64k;\n    registry_tag_valid};
+my $sport = free_port();
+$small_http =~ s{127\.0\.0\.1:$port}{127.0.0.1:$sport};
+stop($ng->{pid});
+$ng = start_nginx(ports => [$sport], http => $small_http);
+sub small_history {
+    my ($tag) = @_;
+    return http_get($sport, '/_registry/history?registry=docker.io'
+                            . "&repository=library/app&tag=$tag");
+}
+is(small_history('t50')->{status}, 200, 'total bound: the latest tag kept');
+is(small_history('t1')->{status}, 404, 'the oldest dropped');
+my $kept = grep { /^\d+ \d+ docker\.io library\/app t\d+ / }
+           file_lines($small_journal);
+ok($kept > 0 && $kept < 50, "the journal rewritten with what is kept ($kept)");
+
+# the operator's own lines make it grow past four times the share: the
+# next line written rewrites it from the zone
+open my $fh, '>>', $small_journal or die "$small_journal: $!";
+print $fh "# filler\n" x 5000;
+close $fh;
+my $grown = -s $small_journal;
+$port = $sport;
+($ok, $log) = pull(':v1');
+ok($ok, 'a pull through the small mirror') or diag $log;
+ok(-s $small_journal < $grown / 2,
+   'the journal grown past its bound is rewritten: ' . (-s $small_journal)
+   . " bytes, from $grown");
+is(digests(), $digest[2], 'with what was just learnt');
+ok(!grep({ /filler/ } file_lines($small_journal)), 'and without the rest');
 
 # --- the JSON location refuses what is not a tag ---------------------------
 
