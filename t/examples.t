@@ -113,6 +113,7 @@ is($r->{headers}{'docker-distribution-api-version'}[0], 'registry/2.0',
    'make run: API version header');
 
 ok(-d "$d/cache", 'make run: cache folder created');
+ok(-f "$d/cache-tag-history", 'make run: tag history journal beside it');
 SKIP: {
     skip 'workers run as www-data only when started as root', 1 if $>;
     is((stat "$d/cache")[4], scalar getpwnam('www-data'),
