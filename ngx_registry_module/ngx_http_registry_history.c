@@ -46,6 +46,9 @@
                                               + 1))
 #define NGX_HTTP_REGISTRY_HISTORY_LINE  4096
 
+#define ngx_http_registry_history_eq(a, b)                                    \
+    ((a)->len == (b)->len && ngx_strncmp((a)->data, (b)->data, (a)->len) == 0)
+
 
 typedef struct {
     u_char                    *line;
@@ -294,10 +297,6 @@ ngx_http_registry_history_entry(u_char **pos, u_char *last,
 
     return NGX_OK;
 }
-
-
-#define ngx_http_registry_history_eq(a, b)                                    \
-    ((a)->len == (b)->len && ngx_strncmp((a)->data, (b)->data, (a)->len) == 0)
 
 
 /*
