@@ -206,7 +206,7 @@ spew($small_journal, join '', map {
     "$t $t docker.io library/app t$_ sha256:$fake $type \n"
 } 1 .. 50);
 (my $small_http = $http) =~ s{\Q$journal\E}{$small_journal};
-$small_http =~ s{registry_tag_valid}{registry_zone 64k;\n    registry_tag_valid};
+$small_http =~ s{(registry_tag_valid)}{registry_zone 64k;\n    $1};
 my $sport = free_port();
 $small_http =~ s{127\.0\.0\.1:$port}{127.0.0.1:$sport};
 stop($ng->{pid});
