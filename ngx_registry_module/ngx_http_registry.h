@@ -46,6 +46,8 @@ typedef struct {
     ngx_str_t                  node_id;     /* in CDN-Loop */
     size_t                     zone_size;
     ngx_shm_zone_t            *zone;        /* NULL without registries */
+    ngx_open_file_t           *history;     /* registry_tag_history */
+    ngx_uint_t                 history_entries;  /* kept per tag */
 } ngx_http_registry_main_conf_t;
 
 

@@ -136,8 +136,11 @@ ngx_http_registry_header_filter(ngx_http_request_t *r)
             return rc;
         }
 
+        /* a fill is recorded once its body has matched (log phase) */
+
         if (ctx->tag.len && ctx->expected.len
-            && r->headers_out.status == NGX_HTTP_OK)
+            && r->headers_out.status == NGX_HTTP_OK
+            && (r->cached || r->method == NGX_HTTP_HEAD))
         {
             ngx_http_registry_tag_served(r, ctx, &ctx->expected,
                                          &r->headers_out.content_type);

@@ -19,6 +19,7 @@
 #include "ngx_http_registry_redirect.h"
 #include "ngx_http_registry_target.h"
 #include "ngx_http_registry_loop.h"
+#include "ngx_http_registry_history.h"
 #include "ngx_http_registry_tag.h"
 
 
@@ -48,7 +49,9 @@ static void *ngx_http_registry_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_registry_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_registry_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_registry_init_process(ngx_cycle_t *cycle);
+static void ngx_http_registry_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_conf_post_handler_pt  ngx_http_registry_node_id_post =
@@ -75,6 +78,20 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_registry_zone_size,
       NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("registry_tag_history"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_registry_history,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("registry_tag_history_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_registry_history_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -194,11 +211,11 @@ ngx_module_t  ngx_http_registry_module = {
     ngx_http_registry_commands,            /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_registry_init_module,         /* init module */
     ngx_http_registry_init_process,        /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_registry_exit_process,        /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -779,6 +796,7 @@ ngx_http_registry_create_main_conf(ngx_conf_t *cf)
     }
 
     rmcf->zone_size = NGX_CONF_UNSET_SIZE;
+    rmcf->history_entries = NGX_CONF_UNSET_UINT;
 
     return rmcf;
 }
@@ -801,6 +819,8 @@ ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     ngx_conf_init_size_value(rmcf->zone_size, NGX_HTTP_REGISTRY_ZONE_SIZE);
+    ngx_conf_init_uint_value(rmcf->history_entries,
+                             NGX_HTTP_REGISTRY_HISTORY_ENTRIES);
 
     if (rmcf->registries.nelts) {
         rmcf->zone = ngx_http_registry_zone_add(cf, rmcf->zone_size,
@@ -958,6 +978,22 @@ ngx_http_registry_init(ngx_conf_t *cf)
     *h = ngx_http_registry_tag_log_handler;
 
     return ngx_http_registry_header_filter_init(cf);
+}
+
+
+/* in the master, once the zones are made, at start and on every reload */
+
+static ngx_int_t
+ngx_http_registry_init_module(ngx_cycle_t *cycle)
+{
+    return ngx_http_registry_history_init(cycle);
+}
+
+
+static void
+ngx_http_registry_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_registry_history_exit(cycle);
 }
 
 

@@ -690,9 +690,10 @@ ngx_http_registry_tag_cache_status(ngx_http_request_t *r,
 
 
 /*
- * A tag fetched because its upstream names no digest: the digest computed
- * over the body that went out whole goes into the map, and the tag is
- * served by it from then on.
+ * A tag's manifest filled and matched its digest: the history learns of
+ * it.  A tag fetched because its upstream names no digest: the digest
+ * computed over the body that went out whole goes into the map, and the
+ * tag is served by it from then on.
  */
 
 ngx_int_t
@@ -704,11 +705,17 @@ ngx_http_registry_tag_log_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
-    if (ctx == NULL || ctx->registry == NULL
-        || ctx->tag_state != NGX_HTTP_REGISTRY_TAG_FETCH
-        || !ctx->verified
-        || r->headers_out.status != NGX_HTTP_OK)
+    if (ctx == NULL || ctx->registry == NULL || ctx->tag.len == 0
+        || !ctx->verified || r->headers_out.status != NGX_HTTP_OK)
     {
+        return NGX_OK;
+    }
+
+    /* a tag's fill by digest: the history learns of it once it matched */
+
+    if (ctx->tag_state != NGX_HTTP_REGISTRY_TAG_FETCH) {
+        ngx_http_registry_tag_served(r, ctx, &ctx->expected,
+                                     &r->headers_out.content_type);
         return NGX_OK;
     }
 

@@ -50,11 +50,15 @@ typedef struct {
     ngx_http_registry_zone_sh_t   *sh;
     ngx_slab_pool_t               *shpool;
     size_t                         quota[NGX_HTTP_REGISTRY_ZONE_KINDS];
+    ngx_uint_t                     fresh;   /* made by this cycle */
 } ngx_http_registry_zone_t;
 
 
 static ngx_int_t ngx_http_registry_zone_init(ngx_shm_zone_t *zone,
     void *data);
+static ngx_int_t ngx_http_registry_zone_set_locked(
+    ngx_http_registry_zone_t *z, ngx_uint_t kind, ngx_str_t *key,
+    uint32_t hash, ngx_str_t *value, time_t expires);
 static void ngx_http_registry_zone_free(ngx_http_registry_zone_t *z,
     ngx_http_registry_zone_kind_t *k, ngx_http_registry_record_t *rec);
 static size_t ngx_http_registry_zone_footprint(size_t size);
@@ -65,7 +69,7 @@ static size_t ngx_http_registry_zone_footprint(size_t size);
  * the slab allocator's own rounding and partly used pages.
  */
 
-static ngx_uint_t  ngx_http_registry_zone_shares[] = { 25, 25, 25, 10 };
+static ngx_uint_t  ngx_http_registry_zone_shares[] = { 25, 15, 25, 10, 10 };
 
 
 /*
@@ -137,6 +141,7 @@ ngx_http_registry_zone_init(ngx_shm_zone_t *zone, void *data)
     }
 
     z->shpool->data = z->sh;
+    z->fresh = 1;
 
     for (i = 0; i < NGX_HTTP_REGISTRY_ZONE_KINDS; i++) {
         ngx_rbtree_init(&z->sh->kinds[i].rbtree, &z->sh->kinds[i].sentinel,
@@ -221,29 +226,58 @@ ngx_http_registry_zone_get(ngx_shm_zone_t *zone, ngx_uint_t kind,
 }
 
 
-/*
- * Keeps value under key, replacing what was there.  NGX_DECLINED: it is
- * not kept (larger than the kind's share, or no room even after evicting
- * the kind's own records, a bounded number of tries).
- */
+/* keeps value under key, replacing what was there; NGX_DECLINED: not kept */
 
 ngx_int_t
 ngx_http_registry_zone_set(ngx_shm_zone_t *zone, ngx_uint_t kind,
     ngx_str_t *key, ngx_str_t *value, time_t expires)
 {
-    size_t                          size, footprint;
+    uint32_t                     hash;
+    ngx_int_t                    rc;
+    ngx_http_registry_zone_t    *z;
+    ngx_http_registry_record_t  *rec;
+
+    z = zone->data;
+    hash = ngx_crc32_short(key->data, key->len);
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    rec = (ngx_http_registry_record_t *)
+              ngx_str_rbtree_lookup(&z->sh->kinds[kind].rbtree, key, hash);
+
+    if (rec) {
+        ngx_http_registry_zone_free(z, &z->sh->kinds[kind], rec);
+    }
+
+    rc = ngx_http_registry_zone_set_locked(z, kind, key, hash, value,
+                                           expires);
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * A record read and changed under one hold of the lock, so that two
+ * workers changing the same record never lose each other's change.  The
+ * record never expires; it is the most recently used of its kind after.
+ */
+
+ngx_int_t
+ngx_http_registry_zone_update(ngx_shm_zone_t *zone, ngx_uint_t kind,
+    ngx_str_t *key, ngx_http_registry_zone_update_pt handler, void *data)
+{
     uint32_t                        hash;
-    ngx_uint_t                      i;
+    ngx_int_t                       rc;
+    ngx_str_t                       old, value;
     ngx_http_registry_zone_t       *z;
     ngx_http_registry_record_t     *rec;
     ngx_http_registry_zone_kind_t  *k;
 
     z = zone->data;
     k = &z->sh->kinds[kind];
-
     hash = ngx_crc32_short(key->data, key->len);
-    size = offsetof(ngx_http_registry_record_t, data) + key->len + value->len;
-    footprint = ngx_http_registry_zone_footprint(size);
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
@@ -251,11 +285,122 @@ ngx_http_registry_zone_set(ngx_shm_zone_t *zone, ngx_uint_t kind,
               ngx_str_rbtree_lookup(&k->rbtree, key, hash);
 
     if (rec) {
-        ngx_http_registry_zone_free(z, k, rec);
+        old.len = rec->len;
+        old.data = rec->data + key->len;
     }
 
+    rc = handler(rec ? &old : NULL, &value, data);
+
+    if (rc == NGX_AGAIN) {
+        if (rec) {
+            ngx_http_registry_zone_free(z, k, rec);
+        }
+
+        rc = ngx_http_registry_zone_set_locked(z, kind, key, hash, &value,
+                                               NGX_MAX_TIME_T_VALUE);
+
+    } else if (rec) {
+        ngx_queue_remove(&rec->queue);
+        ngx_queue_insert_head(&k->queue, &rec->queue);
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return rc;
+}
+
+
+/* least recently used first, so that a walk written out reads back so */
+
+ngx_int_t
+ngx_http_registry_zone_walk(ngx_shm_zone_t *zone, ngx_uint_t kind,
+    ngx_http_registry_zone_walk_pt handler, void *data)
+{
+    ngx_int_t                       rc;
+    ngx_str_t                       key, value;
+    ngx_queue_t                    *q;
+    ngx_http_registry_zone_t       *z;
+    ngx_http_registry_record_t     *rec;
+    ngx_http_registry_zone_kind_t  *k;
+
+    z = zone->data;
+    k = &z->sh->kinds[kind];
+    rc = NGX_OK;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    for (q = ngx_queue_last(&k->queue);
+         q != ngx_queue_sentinel(&k->queue);
+         q = ngx_queue_prev(q))
+    {
+        rec = ngx_queue_data(q, ngx_http_registry_record_t, queue);
+
+        if (rec->expires <= ngx_time()) {
+            continue;
+        }
+
+        key = rec->sn.str;
+        value.len = rec->len;
+        value.data = rec->data + key.len;
+
+        rc = handler(&key, &value, data);
+        if (rc != NGX_OK) {
+            break;
+        }
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return rc;
+}
+
+
+size_t
+ngx_http_registry_zone_share(ngx_shm_zone_t *zone, ngx_uint_t kind)
+{
+    ngx_http_registry_zone_t  *z;
+
+    z = zone->data;
+
+    return z->quota[kind];
+}
+
+
+/* the zone was made empty by this cycle: not kept from the one before */
+
+ngx_uint_t
+ngx_http_registry_zone_fresh(ngx_shm_zone_t *zone)
+{
+    ngx_http_registry_zone_t  *z;
+
+    z = zone->data;
+
+    return z->fresh;
+}
+
+
+/*
+ * Keeps value under key, the lock held and no record under key.
+ * NGX_DECLINED: it is not kept (larger than the kind's share, or no room
+ * even after evicting the kind's own records, a bounded number of tries).
+ */
+
+static ngx_int_t
+ngx_http_registry_zone_set_locked(ngx_http_registry_zone_t *z,
+    ngx_uint_t kind, ngx_str_t *key, uint32_t hash, ngx_str_t *value,
+    time_t expires)
+{
+    size_t                          size, footprint;
+    ngx_uint_t                      i;
+    ngx_http_registry_record_t     *rec;
+    ngx_http_registry_zone_kind_t  *k;
+
+    k = &z->sh->kinds[kind];
+
+    size = offsetof(ngx_http_registry_record_t, data) + key->len + value->len;
+    footprint = ngx_http_registry_zone_footprint(size);
+
     if (footprint > z->quota[kind]) {
-        ngx_shmtx_unlock(&z->shpool->mutex);
         return NGX_DECLINED;
     }
 
@@ -281,7 +426,6 @@ ngx_http_registry_zone_set(ngx_shm_zone_t *zone, ngx_uint_t kind,
     }
 
     if (rec == NULL) {
-        ngx_shmtx_unlock(&z->shpool->mutex);
         return NGX_DECLINED;
     }
 
@@ -297,8 +441,6 @@ ngx_http_registry_zone_set(ngx_shm_zone_t *zone, ngx_uint_t kind,
     ngx_rbtree_insert(&k->rbtree, &rec->sn.node);
     ngx_queue_insert_head(&k->queue, &rec->queue);
     k->used += footprint;
-
-    ngx_shmtx_unlock(&z->shpool->mutex);
 
     return NGX_OK;
 }

@@ -81,6 +81,15 @@ for my $example (@examples) {
             or diag $log;
         is('sha256:' . sha256_hex(slurp("$out_dir/manifest.json")),
            $digest, "$label: $name manifest digest");
+
+        # the tag's history, from the operator's location
+        next unless $conf =~ /registry_tag_history_api/;
+        my $upstream_repo = $name eq 'docker.io' ? 'library/app' : $repo;
+        my $r = http_get($port, "/_registry/history?registry=$name"
+                                . "&repository=$upstream_repo&tag=1");
+        is($r->{status}, 200, "$label: $name tag history");
+        is($r->{json}{history}[0]{digest}, $digest,
+           "$label: $name tag history has the digest");
     }
     stop($ng->{pid});
 }
@@ -104,6 +113,7 @@ is($r->{headers}{'docker-distribution-api-version'}[0], 'registry/2.0',
    'make run: API version header');
 
 ok(-d "$d/cache", 'make run: cache folder created');
+ok(-f "$d/cache-tag-history", 'make run: tag history journal beside it');
 SKIP: {
     skip 'workers run as www-data only when started as root', 1 if $>;
     is((stat "$d/cache")[4], scalar getpwnam('www-data'),
