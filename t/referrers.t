@@ -144,8 +144,15 @@ is(cache_status($r), 'HIT', 'filtered again: a HIT');
 is(header($r, 'oci-filters-applied'), 'artifactType',
    '... still with OCI-Filters-Applied');
 is($r->{body}, $filtered, '... the filtered index');
-$r = get($rpath);
-is($r->{body}, $first, 'the unfiltered list is its own entry');
+
+# each its own entry: filtered first, then unfiltered, for another subject
+my $other = '/v2/refs.test/app/referrers/sha256:' . sha256_hex('other');
+$r = get("$other?artifactType=$sig");
+is(scalar @{ $r->{json}{manifests} // [] }, 1, 'another subject, filtered');
+$r = get($other);
+is(cache_status($r), 'MISS', '... then unfiltered: not the filtered entry');
+is(scalar @{ $r->{json}{manifests} // [] }, 2, '... the whole list');
+is(header($r, 'oci-filters-applied'), '', '... no filter said to be applied');
 
 # a new referrer upstream: not seen within validity, seen after it
 set_index(descriptor($sbom, 1), descriptor($sig, 2), descriptor($sbom, 3));
