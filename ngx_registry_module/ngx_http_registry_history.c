@@ -108,8 +108,6 @@ static ngx_int_t ngx_http_registry_history_dump(ngx_str_t *key,
     ngx_str_t *value, void *data);
 static ngx_int_t ngx_http_registry_history_valid_name(u_char *p, size_t len);
 static ngx_int_t ngx_http_registry_history_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_registry_history_refuse(ngx_http_request_t *r,
-    ngx_uint_t status, char *code, char *message);
 
 
 static ngx_str_t  ngx_http_registry_history_arg_registry =
@@ -1141,7 +1139,7 @@ ngx_http_registry_history_handler(ngx_http_request_t *r)
     ngx_http_registry_history_entry_t   e;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return ngx_http_registry_history_refuse(r, NGX_HTTP_NOT_ALLOWED,
+        return ngx_http_registry_send_oci_error(r, NGX_HTTP_NOT_ALLOWED,
                    "UNSUPPORTED", "the tag history is read with GET");
     }
 
@@ -1151,7 +1149,7 @@ ngx_http_registry_history_handler(ngx_http_request_t *r)
         || ngx_http_registry_valid_host(registry.data, registry.len)
            != NGX_OK)
     {
-        return ngx_http_registry_history_refuse(r, NGX_HTTP_BAD_REQUEST,
+        return ngx_http_registry_send_oci_error(r, NGX_HTTP_BAD_REQUEST,
                    "NAME_INVALID", "invalid or missing argument: registry");
     }
 
@@ -1163,7 +1161,7 @@ ngx_http_registry_history_handler(ngx_http_request_t *r)
                                                 repository.len)
            != NGX_OK)
     {
-        return ngx_http_registry_history_refuse(r, NGX_HTTP_BAD_REQUEST,
+        return ngx_http_registry_send_oci_error(r, NGX_HTTP_BAD_REQUEST,
                    "NAME_INVALID",
                    "invalid or missing argument: repository");
     }
@@ -1173,7 +1171,7 @@ ngx_http_registry_history_handler(ngx_http_request_t *r)
         != NGX_OK
         || ngx_http_registry_valid_tag(tag.data, tag.len) != NGX_OK)
     {
-        return ngx_http_registry_history_refuse(r, NGX_HTTP_BAD_REQUEST,
+        return ngx_http_registry_send_oci_error(r, NGX_HTTP_BAD_REQUEST,
                    "TAG_INVALID", "invalid or missing argument: tag");
     }
 
@@ -1209,7 +1207,7 @@ ngx_http_registry_history_handler(ngx_http_request_t *r)
     }
 
     if (rc != NGX_OK) {
-        return ngx_http_registry_history_refuse(r, NGX_HTTP_NOT_FOUND,
+        return ngx_http_registry_send_oci_error(r, NGX_HTTP_NOT_FOUND,
                    "MANIFEST_UNKNOWN", "no history for this tag");
     }
 
@@ -1265,17 +1263,3 @@ ngx_http_registry_history_handler(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
-ngx_http_registry_history_refuse(ngx_http_request_t *r, ngx_uint_t status,
-    char *code, char *message)
-{
-    ngx_http_registry_error_t  err;
-
-    err.status = status;
-    err.code.data = (u_char *) code;
-    err.code.len = ngx_strlen(code);
-    err.message.data = (u_char *) message;
-    err.message.len = ngx_strlen(message);
-
-    return ngx_http_registry_send_error(r, &err);
-}

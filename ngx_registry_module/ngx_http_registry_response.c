@@ -24,6 +24,24 @@ static ngx_str_t  ngx_http_registry_json =
     ngx_string("application/json; charset=utf-8");
 
 
+/* the same, from a status and C strings */
+
+ngx_int_t
+ngx_http_registry_send_oci_error(ngx_http_request_t *r, ngx_uint_t status,
+    char *code, char *message)
+{
+    ngx_http_registry_error_t  err;
+
+    err.status = status;
+    err.code.data = (u_char *) code;
+    err.code.len = ngx_strlen(code);
+    err.message.data = (u_char *) message;
+    err.message.len = ngx_strlen(message);
+
+    return ngx_http_registry_send_error(r, &err);
+}
+
+
 ngx_int_t
 ngx_http_registry_send_error(ngx_http_request_t *r,
     ngx_http_registry_error_t *err)

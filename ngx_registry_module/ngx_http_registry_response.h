@@ -23,6 +23,8 @@ typedef ngx_int_t (*ngx_http_registry_header_pt)(ngx_table_elt_t *h,
 
 ngx_int_t ngx_http_registry_send_error(ngx_http_request_t *r,
     ngx_http_registry_error_t *err);
+ngx_int_t ngx_http_registry_send_oci_error(ngx_http_request_t *r,
+    ngx_uint_t status, char *code, char *message);
 ngx_int_t ngx_http_registry_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body);
 ngx_int_t ngx_http_registry_set_header(ngx_http_request_t *r, ngx_str_t *key,

@@ -700,17 +700,9 @@ static ngx_int_t
 ngx_http_registry_deny(ngx_http_request_t *r, ngx_uint_t status, char *code,
     char *message)
 {
-    ngx_int_t                   rc;
-    ngx_http_registry_error_t   err;
-
-    err.status = status;
-    err.code.data = (u_char *) code;
-    err.code.len = ngx_strlen(code);
-    err.message.data = (u_char *) message;
-    err.message.len = ngx_strlen(message);
-
-    rc = ngx_http_registry_send_error(r, &err);
-    ngx_http_finalize_request(r, rc);
+    ngx_http_finalize_request(r, ngx_http_registry_send_oci_error(r, status,
+                                                              code,
+                                                              message));
 
     return NGX_DONE;
 }

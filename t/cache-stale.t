@@ -45,12 +45,7 @@ EOF
 
 sub pull {
     my ($ref) = @_;
-    my $out = test_dir() . '/pull-' . int(rand 1e9);
-    my $log = run_out('skopeo', '--insecure-policy', 'copy',
-                      '--src-tls-verify=false',
-                      "docker://127.0.0.1:$port/docker.io/library/app$ref",
-                      "dir:$out");
-    return ($? == 0, $log);
+    return (skopeo_pull($port, "docker.io/library/app$ref"))[0, 1];
 }
 
 sub last_manifest_line {
@@ -146,14 +141,8 @@ stop($failing->{pid});
 
 # --- upstream accepts and never answers -----------------------------------
 
-my $hang = spawn(cmd => ['perl', '-MIO::Socket::INET', '-e', <<"EOF"]);
-alarm 60;
-my \$s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $fport,
-                               Listen => 16, ReuseAddr => 1) or die;
-my \@held;
-while (my \$c = \$s->accept) { push \@held, \$c }
-EOF
-ok(wait_port($fport, pid => $hang), 'silent upstream listening');
+my $hang = start_silent($fport);
+ok($hang, 'silent upstream listening');
 
 next_second();
 my $t1 = time;

@@ -56,12 +56,7 @@ my $ng = start_nginx(ports => [$port], http => $http);
 
 sub pull {
     my ($ref) = @_;
-    my $out = test_dir() . '/pull-' . int(rand 1e9);
-    my $log = run_out('skopeo', '--insecure-policy', 'copy',
-                      '--src-tls-verify=false',
-                      "docker://127.0.0.1:$port/docker.io/library/app$ref",
-                      "dir:$out");
-    return ($? == 0, $log);
+    return (skopeo_pull($port, "docker.io/library/app$ref"))[0, 1];
 }
 
 sub history {

@@ -107,14 +107,7 @@ sub restart_front {
     $front = start_nginx(ports => [$fport], http => $front_http, plain => 1);
     push @fronts, $front;
 }
-sub pull {
-    my ($ref, @o) = @_;
-    my $out = test_dir() . '/pull-' . int(rand 1e9);
-    my $log = run_out('skopeo', '--insecure-policy', 'copy',
-                      '--src-tls-verify=false', @o,
-                      "docker://127.0.0.1:$port/$ref", "dir:$out");
-    return ($? == 0, $log, $out);
-}
+sub pull { return skopeo_pull($port, @_) }
 
 # --- 1. kept under its digest, however it was asked for ---------------------
 
@@ -230,14 +223,8 @@ $r = get('/v2/library/app/manifests/v1', method => 'HEAD', headers => \@all);
 is(status($r), 'STALE', '... a HEAD too');
 
 # accepts and never answers: the check is given up after 1 s
-my $hang = spawn(cmd => ['perl', '-MIO::Socket::INET', '-e', <<"EOF"]);
-alarm 60;
-my \$s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $fport,
-                               Listen => 16, ReuseAddr => 1) or die;
-my \@held;
-while (my \$c = \$s->accept) { push \@held, \$c }
-EOF
-ok(wait_port($fport, pid => $hang), 'silent upstream listening');
+my $hang = start_silent($fport);
+ok($hang, 'silent upstream listening');
 next_second();
 my $t1 = time;
 $r = get('/v2/library/app/manifests/v1', headers => \@all);

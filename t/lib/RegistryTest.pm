@@ -27,7 +27,7 @@ our @EXPORT = qw(
     upstream_digest build_index_image cache_entries wait_until
     $SYSTEM_CA make_ca make_cert push_blob median eventually at_least
     build_unit token_auth start_dns $MIRROR_PARAMS mismatches_at
-    cached_digest mutate
+    cached_digest mutate skopeo_pull start_silent
 );
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
@@ -578,6 +578,32 @@ EOF
 sub median {
     my @v = sort { $a <=> $b } @_;
     return $v[int($#v / 2)];
+}
+
+# skopeo copy of docker://127.0.0.1:<port>/<ref> into a new folder:
+# (whether it worked, skopeo's output, the folder).
+sub skopeo_pull {
+    my ($port, $ref, @opts) = @_;
+    my $out = test_dir() . '/pull-' . int(rand 1e9);
+    my $log = run_out('skopeo', '--insecure-policy', 'copy',
+                      '--src-tls-verify=false', @opts,
+                      "docker://127.0.0.1:$port/$ref", "dir:$out");
+    return ($? == 0, $log, $out);
+}
+
+# An upstream that accepts connections on $port and never answers (for
+# at most a minute); returns its pid once it listens.
+sub start_silent {
+    my ($port) = @_;
+    my $pid = spawn(cmd => ['perl', '-MIO::Socket::INET', '-e', <<"EOF"]);
+alarm 60;
+my \$s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+                               Listen => 16, ReuseAddr => 1) or die;
+my \@held;
+while (my \$c = \$s->accept) { push \@held, \$c }
+EOF
+    wait_port($port, pid => $pid) or die 'the silent upstream did not start';
+    return $pid;
 }
 
 # The manifest digest a registry reports for name:ref, asked directly.
