@@ -68,7 +68,7 @@ EOF
 my $dns = start_dns('reg.test' => '127.0.0.1');
 
 my $port = free_port();
-my $ng = start_nginx(ports => [$port], http => <<"EOF");
+my $ng_http = <<"EOF";
     log_format tags '\$registry_cache_status \$registry_digest \$request';
     resolver 127.0.0.1:$dns valid=1s ipv6=off;
     registry docker.io    http://127.0.0.1:$fport;
@@ -77,6 +77,7 @@ my $ng = start_nginx(ports => [$port], http => <<"EOF");
     registry_tag_valid 1s;
     registry_tag_check_timeout 1s;
     registry_immutable_tags ^v[0-9]+\\.[0-9]+\\.[0-9]+\$;
+    registry_tag_history \@DIR\@/tag-history;
     server {
         listen 127.0.0.1:$port;
         access_log \@DIR\@/tags.log tags;
@@ -85,6 +86,7 @@ my $ng = start_nginx(ports => [$port], http => <<"EOF");
         include $ROOT/registry_params;
     }
 EOF
+my $ng = start_nginx(ports => [$port], http => $ng_http);
 
 my @all = map { "Accept: $_" }
     'application/vnd.oci.image.index.v1+json',
@@ -347,7 +349,20 @@ like(slurp($ng->{error_log}),
      qr/immutable tag "v1\.0\.0" of "docker\.io" repository "library\/app" is pinned at \Q$dig_a\E, which is neither cached nor upstream any more/,
      '... and the log says why');
 
-unlike(slurp($ng->{error_log}), qr/\[(?:alert|crit|emerg)\]|signal \d+/,
+# --- a restart: the map is gone, the history remembers ----------------------
+
+stop($front->{pid});
+my $errors = slurp($ng->{error_log});
+stop($ng->{pid});
+$ng = start_nginx(ports => [$port], dir => $ng->{dir}, http => $ng_http);
+$r = get('/v2/library/app/manifests/v1', headers => \@all);
+is($r->{status}, 200, 'restarted with the upstream stopped: the tag served');
+is(status($r), 'STALE', '... STALE');
+is(digest_of($r), $dig_b, '... the last digest served, from the history');
+is('sha256:' . sha256_hex($r->{body}), $dig_b, '... from the cache');
+
+unlike($errors . slurp($ng->{error_log}),
+       qr/\[(?:alert|crit|emerg)\]|exited on signal/,
        'no worker crashed, nothing critical logged');
 
 done_testing();

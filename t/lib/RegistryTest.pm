@@ -299,12 +299,13 @@ CONF
 
 # Starts nginx in the foreground with "conf" (a whole nginx.conf) or
 # "http" (the inside of http{}; plain => 1 leaves the module out); @DIR@
-# names its folder.  "ca" is the registry-ca.crt beside it (default: the
+# names its folder ("dir": an earlier instance's, to start it again with
+# its cache and files).  "ca" is the registry-ca.crt beside it (default: the
 # system bundle).  Waits for every
 # port (or "addr:port") in "ports".
 sub start_nginx {
     my (%o) = @_;
-    my $d = test_dir() . '/nginx-' . ++$seq;
+    my $d = $o{dir} // test_dir() . '/nginx-' . ++$seq;
     make_path("$d/tmp");
     chmod 0755, $d;
     my $conf = $o{conf} // nginx_conf($o{http}, plain => $o{plain});
