@@ -89,6 +89,9 @@ typedef struct {
 
 static ngx_int_t ngx_http_registry_history_entry(u_char **pos, u_char *last,
     ngx_http_registry_history_entry_t *e);
+static ngx_http_registry_history_entry_t ngx_http_registry_history_victim(
+    ngx_str_t *old, ngx_str_t *digest,
+    ngx_http_registry_history_entry_t *oldest);
 static ngx_int_t ngx_http_registry_history_update(ngx_str_t *old,
     ngx_str_t *value, void *data);
 static ngx_int_t ngx_http_registry_history_key(ngx_pool_t *pool,
@@ -298,6 +301,52 @@ ngx_http_registry_history_entry(u_char **pos, u_char *last,
 
 
 /*
+ * The entry a full tag drops for a new one: the least recently seen of
+ * those whose digest has another entry (the same digest answered to
+ * another Accept list), so that clients asking with many Accept lists
+ * never push a digest out of the history while others remain; only when
+ * every digest has one entry, the least recently seen of all.  At most
+ * "entries" entries (1024): a quadratic walk, under the lock, only when
+ * a new entry comes in.
+ */
+
+static ngx_http_registry_history_entry_t
+ngx_http_registry_history_victim(ngx_str_t *old, ngx_str_t *digest,
+    ngx_http_registry_history_entry_t *oldest)
+{
+    u_char                             *p, *q, *last;
+    ngx_uint_t                          dup, have;
+    ngx_http_registry_history_entry_t   e, g, victim;
+
+    victim = *oldest;
+    have = 0;
+    last = old->data + old->len;
+
+    for (p = old->data;
+         ngx_http_registry_history_entry(&p, last, &e) == NGX_OK;
+         /* void */)
+    {
+        dup = ngx_http_registry_history_eq(&e.digest, digest);
+
+        for (q = old->data;
+             !dup && ngx_http_registry_history_entry(&q, last, &g) == NGX_OK;
+             /* void */)
+        {
+            dup = (g.line != e.line
+                   && ngx_http_registry_history_eq(&g.digest, &e.digest));
+        }
+
+        if (dup && (!have || e.last < victim.last)) {
+            victim = e;
+            have = 1;
+        }
+    }
+
+    return victim;
+}
+
+
+/*
  * Under the zone's lock: a digest seen (or a journal line read back) for
  * a tag.  A known entry is changed in place; a new one makes a new value,
  * without the least recently seen entry when the tag has its fill.
@@ -404,6 +453,10 @@ ngx_http_registry_history_update(ngx_str_t *old, ngx_str_t *value,
     if (u->load && n >= u->entries && u->last < oldest.last) {
         /* older than every entry the tag keeps */
         return NGX_OK;
+    }
+
+    if (old && n >= u->entries) {
+        oldest = ngx_http_registry_history_victim(old, u->digest, &oldest);
     }
 
     len = NGX_HTTP_REGISTRY_HISTORY_HEAD + u->digest->len + 1 + u->type->len

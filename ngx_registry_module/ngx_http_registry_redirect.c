@@ -10,6 +10,7 @@
 #include "ngx_http_registry.h"
 #include "ngx_http_registry_response.h"
 #include "ngx_http_registry_target.h"
+#include "ngx_http_registry_tag.h"
 #include "ngx_http_registry_redirect.h"
 
 
@@ -146,6 +147,18 @@ ngx_http_registry_redirect_fail(ngx_http_request_t *r, char *message)
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "registry: upstream redirect not followed: %s", message);
+
+    /* a tag's check that could not follow it: the last known digest */
+
+    if (ngx_http_registry_tag_stale(r,
+                                    ngx_http_get_module_ctx(r,
+                                        ngx_http_registry_module),
+                                    "was redirected where the mirror "
+                                    "does not follow")
+        == NGX_DONE)
+    {
+        return NGX_DONE;
+    }
 
     err.status = NGX_HTTP_BAD_GATEWAY;
     ngx_str_set(&err.code, "UNAVAILABLE");

@@ -48,7 +48,6 @@ typedef struct {
     time_t                     checked;     /* the upstream named it */
     time_t                     checking;    /* a check started */
     time_t                     failed;      /* the last check failed */
-    ngx_uint_t                 pinned;      /* an immutable tag */
     size_t                     len;
     u_char                     digest[NGX_HTTP_REGISTRY_DIGEST_MAX];
 } ngx_http_registry_tag_entry_t;
@@ -65,6 +64,8 @@ typedef struct {
     unsigned                   pinned:1;
     unsigned                   revalidated:1;
     unsigned                   bytag:1;
+    unsigned                   next:1;      /* the filter's own 599 */
+    unsigned                   timed_out:1;
 } ngx_http_registry_tag_mark_t;
 
 
@@ -83,11 +84,15 @@ static ngx_int_t ngx_http_registry_tag_serve(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_tag_mark_t *mark);
 static ngx_uint_t ngx_http_registry_tag_immutable(ngx_http_request_t *r,
     ngx_str_t *tag);
+static ngx_int_t ngx_http_registry_tag_pin(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_str_t *digest, ngx_str_t *pinned);
 static ngx_int_t ngx_http_registry_tag_failed(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_tag_mark_t *mark,
     char *why, ngx_uint_t status);
 static ngx_int_t ngx_http_registry_tag_again(ngx_http_request_t *r,
     ngx_http_registry_tag_mark_t *mark);
+static ngx_int_t ngx_http_registry_tag_kept(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_tag_mark_t *mark);
 static void ngx_http_registry_tag_timeout(ngx_event_t *ev);
 static ngx_uint_t ngx_http_registry_tag_same(ngx_str_t *a, ngx_str_t *b);
 
@@ -112,7 +117,7 @@ ngx_http_registry_tag_route(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     time_t                          now;
-    ngx_str_t                       known, type;
+    ngx_str_t                       known, type, pinned;
     ngx_http_registry_tag_mark_t   *mark;
     ngx_http_registry_tag_entry_t   e;
     ngx_http_registry_loc_conf_t   *rlcf;
@@ -153,8 +158,20 @@ ngx_http_registry_tag_route(ngx_http_request_t *r,
         {
             e.len = known.len;
             ngx_memcpy(e.digest, known.data, known.len);
-            e.pinned = ngx_http_registry_tag_immutable(r, &ctx->tag);
         }
+    }
+
+    /* an immutable tag: its pin, or what is known pinned now */
+
+    known.data = e.digest;
+    known.len = e.len;
+
+    if (ngx_http_registry_tag_pin(r, ctx, e.len ? &known : NULL, &pinned)
+        == NGX_OK)
+    {
+        e.len = pinned.len;
+        ngx_memcpy(e.digest, pinned.data, pinned.len);
+        mark->pinned = 1;
     }
 
     if (e.len) {
@@ -166,7 +183,6 @@ ngx_http_registry_tag_route(ngx_http_request_t *r,
         mark->known.len = e.len;
         ngx_memcpy(mark->known.data, e.digest, e.len);
         mark->digest = mark->known;
-        mark->pinned = e.pinned;
 
         if (now < e.checked + rlcf->tag_valid) {
             mark->state = NGX_HTTP_REGISTRY_TAG_FRESH;
@@ -192,8 +208,12 @@ ngx_http_registry_tag_route(ngx_http_request_t *r,
 
     mark->state = NGX_HTTP_REGISTRY_TAG_CHECK;
 
-    e.checking = now;
-    ngx_http_registry_tag_put(r, ctx, &e);
+    /* a tag nothing is known of is not kept until its upstream names it */
+
+    if (e.len) {
+        e.checking = now;
+        ngx_http_registry_tag_put(r, ctx, &e);
+    }
 
     /* with a digest to fall back on, the check waits only so long */
 
@@ -217,6 +237,11 @@ ngx_http_registry_tag_serve(ngx_http_request_t *r,
 {
     u_char                        *p;
     ngx_http_registry_loc_conf_t  *rlcf;
+
+    if (mark->state == NGX_HTTP_REGISTRY_TAG_CHECK && mark->timed_out) {
+        ctx->tag_state = mark->state;
+        (void) ngx_http_registry_tag_failed(r, ctx, mark, "timed out", 0);
+    }
 
     ctx->tag_state = mark->state;
     ctx->tag_pinned = mark->pinned;
@@ -289,7 +314,7 @@ ngx_int_t
 ngx_http_registry_tag_checked(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_str_t                       digest, served, *type;
+    ngx_str_t                       digest, served, pinned, *type;
     ngx_table_elt_t                *h;
     ngx_http_upstream_t            *u;
     ngx_http_registry_tag_mark_t   *mark;
@@ -309,6 +334,7 @@ ngx_http_registry_tag_checked(ngx_http_request_t *r,
                                         u->headers_in.status_n)
            == NGX_HTTP_REGISTRY_TAG_NEXT)
     {
+        mark->next = 1;
         return NGX_HTTP_REGISTRY_TAG_NEXT;
     }
 
@@ -320,11 +346,16 @@ ngx_http_registry_tag_checked(ngx_http_request_t *r,
 
     if (u->headers_in.status_n != NGX_HTTP_OK) {
 
+        if (mark->pinned && mark->known.len) {
+            return ngx_http_registry_tag_kept(r, ctx, mark);
+        }
+
         if (r->method == NGX_HTTP_HEAD) {
             return NGX_DECLINED;
         }
 
         mark->state = NGX_HTTP_REGISTRY_TAG_FETCH;
+        mark->next = 1;
 
         return NGX_HTTP_REGISTRY_TAG_NEXT;
     }
@@ -345,11 +376,16 @@ ngx_http_registry_tag_checked(ngx_http_request_t *r,
     {
         /* no digest named: the tag is fetched, and its digest computed */
 
+        if (mark->pinned && mark->known.len) {
+            return ngx_http_registry_tag_kept(r, ctx, mark);
+        }
+
         if (r->method == NGX_HTTP_HEAD) {
             return NGX_DECLINED;
         }
 
         mark->state = NGX_HTTP_REGISTRY_TAG_FETCH;
+        mark->next = 1;
 
         return NGX_HTTP_REGISTRY_TAG_NEXT;
     }
@@ -357,36 +393,23 @@ ngx_http_registry_tag_checked(ngx_http_request_t *r,
     digest = h->value;
     served = digest;
 
-    if (ngx_http_registry_tag_get(r, ctx, &e) != NGX_OK) {
-        ngx_memzero(&e, sizeof(ngx_http_registry_tag_entry_t));
+    if (ngx_http_registry_tag_pin(r, ctx, &digest, &pinned) == NGX_OK) {
+        mark->pinned = 1;
 
-        if (mark->known.len) {
-            e.len = mark->known.len;
-            ngx_memcpy(e.digest, mark->known.data, e.len);
-            e.pinned = mark->pinned;
-        }
-    }
-
-    if (e.len == 0) {
-        e.pinned = ngx_http_registry_tag_immutable(r, &ctx->tag);
-
-    } else {
-        served.data = e.digest;
-        served.len = e.len;
-
-        if (!e.pinned || ngx_http_registry_tag_same(&served, &digest)) {
-            mark->revalidated = ngx_http_registry_tag_same(&served, &digest);
-            served = digest;
-
-        } else {
+        if (!ngx_http_registry_tag_same(&pinned, &digest)) {
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "registry: immutable tag \"%V\" of \"%V\" "
                           "repository \"%V\" is %V upstream, still served "
                           "as %V", &ctx->tag, &ctx->registry->name,
-                          &ctx->repository, &digest, &served);
-
-            mark->revalidated = 1;
+                          &ctx->repository, &digest, &pinned);
+            served = pinned;
         }
+    }
+
+    mark->revalidated = ngx_http_registry_tag_same(&served, &mark->known);
+
+    if (ngx_http_registry_tag_get(r, ctx, &e) != NGX_OK) {
+        ngx_memzero(&e, sizeof(ngx_http_registry_tag_entry_t));
     }
 
     mark->digest.data = ngx_pnalloc(r->pool, served.len);
@@ -405,7 +428,6 @@ ngx_http_registry_tag_checked(ngx_http_request_t *r,
 
     ngx_http_registry_tag_put(r, ctx, &e);
 
-    mark->pinned = e.pinned;
     ctx->tag_revalidated = mark->revalidated;
 
     if (r->method == NGX_HTTP_HEAD
@@ -424,8 +446,75 @@ ngx_http_registry_tag_checked(ngx_http_request_t *r,
     }
 
     mark->state = NGX_HTTP_REGISTRY_TAG_RESOLVED;
+    mark->next = 1;
 
     return NGX_HTTP_REGISTRY_TAG_NEXT;
+}
+
+
+/*
+ * An immutable tag whose check named no digest, or answered what a check
+ * should not: the pin is what it was, and is served; checked all the same.
+ */
+
+static ngx_int_t
+ngx_http_registry_tag_kept(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_tag_mark_t *mark)
+{
+    ngx_http_registry_tag_entry_t  e;
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "registry: immutable tag \"%V\" of \"%V\" repository "
+                  "\"%V\": the upstream answered %ui with no digest, still "
+                  "served as %V", &ctx->tag, &ctx->registry->name,
+                  &ctx->repository, r->upstream->headers_in.status_n,
+                  &mark->known);
+
+    ngx_memzero(&e, sizeof(ngx_http_registry_tag_entry_t));
+
+    e.len = mark->known.len;
+    ngx_memcpy(e.digest, mark->known.data, e.len);
+    e.checked = ngx_time();
+
+    ngx_http_registry_tag_put(r, ctx, &e);
+
+    mark->state = NGX_HTTP_REGISTRY_TAG_RESOLVED;
+    mark->digest = mark->known;
+    mark->revalidated = 1;
+    mark->next = 1;
+
+    return NGX_HTTP_REGISTRY_TAG_NEXT;
+}
+
+
+/*
+ * A check that the mirror's own steps could not finish (its token
+ * service failed, a redirect was refused or ran out of room): as a check
+ * the upstream failed, the last known digest is served.  NGX_DONE: the
+ * request runs again so; NGX_DECLINED: not a check, or nothing known.
+ */
+
+ngx_int_t
+ngx_http_registry_tag_stale(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, char *why)
+{
+    ngx_http_registry_tag_mark_t  *mark;
+
+    if (ctx == NULL || ctx->tag_state != NGX_HTTP_REGISTRY_TAG_CHECK) {
+        return NGX_DECLINED;
+    }
+
+    mark = ngx_http_registry_tag_mark(r);
+
+    if (mark == NULL
+        || ngx_http_registry_tag_failed(r, ctx, mark, why, 0)
+           != NGX_HTTP_REGISTRY_TAG_NEXT
+        || ngx_http_registry_tag_again(r, mark) != NGX_DONE)
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_DONE;
 }
 
 
@@ -446,12 +535,12 @@ ngx_http_registry_tag_error(ngx_http_request_t *r,
     mark = ngx_http_registry_tag_mark(r);
 
     if (status == NGX_HTTP_REGISTRY_TAG_NEXT) {
-        if (mark == NULL || ctx->tag_state == NGX_HTTP_REGISTRY_TAG_NONE
-            || mark->state == NGX_HTTP_REGISTRY_TAG_CHECK)
-        {
+        if (mark == NULL || !mark->next) {
             /* an upstream's own 599 */
             return NGX_HTTP_BAD_GATEWAY;
         }
+
+        mark->next = 0;
 
         return ngx_http_registry_tag_again(r, mark);
     }
@@ -560,7 +649,6 @@ ngx_http_registry_tag_failed(ngx_http_request_t *r,
         ngx_memzero(&e, sizeof(ngx_http_registry_tag_entry_t));
         e.len = mark->known.len;
         ngx_memcpy(e.digest, mark->known.data, e.len);
-        e.pinned = mark->pinned;
     }
 
     e.checking = 0;
@@ -617,9 +705,22 @@ ngx_http_registry_tag_timeout(ngx_event_t *ev)
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
     if (mark->state != NGX_HTTP_REGISTRY_TAG_CHECK || ctx == NULL
-        || ctx->registry == NULL || u == NULL || u->cleanup == NULL
-        || u->header_sent)
+        || ctx->registry == NULL)
     {
+        return;
+    }
+
+    /*
+     * Between upstream requests (a token being fetched, a redirect's
+     * name being resolved): the next pass of the request serves stale,
+     * and an upstream request started meanwhile is given up here.
+     */
+
+    if (u == NULL || u->cleanup == NULL || u->header_sent
+        || !ngx_http_registry_redirects_left(r))
+    {
+        mark->timed_out = 1;
+        ngx_add_timer(&mark->timer, 200);
         return;
     }
 
@@ -699,7 +800,7 @@ ngx_http_registry_tag_cache_status(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_registry_tag_log_handler(ngx_http_request_t *r)
 {
-    ngx_str_t                       digest;
+    ngx_str_t                       digest, pinned;
     ngx_http_registry_ctx_t        *ctx;
     ngx_http_registry_tag_entry_t   e;
 
@@ -727,12 +828,12 @@ ngx_http_registry_tag_log_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
+    if (ngx_http_registry_tag_pin(r, ctx, &digest, &pinned) == NGX_OK) {
+        digest = pinned;
+    }
+
     if (ngx_http_registry_tag_get(r, ctx, &e) != NGX_OK) {
         ngx_memzero(&e, sizeof(ngx_http_registry_tag_entry_t));
-        e.pinned = ngx_http_registry_tag_immutable(r, &ctx->tag);
-
-    } else if (e.pinned && e.len) {
-        return NGX_OK;
     }
 
     e.len = digest.len;
@@ -890,6 +991,52 @@ ngx_http_registry_tag_immutable(ngx_http_request_t *r, ngx_str_t *tag)
 #else
     return 0;
 #endif
+}
+
+
+/*
+ * An immutable tag's pin, in the zone's share for pins, where nothing is
+ * evicted: a flood of other tags cannot unpin it.  With digest, the tag
+ * is pinned at it unless pinned already.  NGX_OK: *pinned is the pin;
+ * NGX_DECLINED: not an immutable tag, not pinned, or no room for a pin
+ * (logged: the tag then follows its upstream).
+ */
+
+static ngx_int_t
+ngx_http_registry_tag_pin(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_str_t *digest, ngx_str_t *pinned)
+{
+    ngx_int_t                       rc;
+    ngx_http_registry_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
+
+    if (rmcf->zone == NULL
+        || !ngx_http_registry_tag_immutable(r, &ctx->tag))
+    {
+        return NGX_DECLINED;
+    }
+
+    if (digest == NULL) {
+        return ngx_http_registry_zone_get(rmcf->zone,
+                                          NGX_HTTP_REGISTRY_ZONE_PIN,
+                                          &ctx->tag_key, r->pool, pinned)
+               == NGX_OK
+               ? NGX_OK : NGX_DECLINED;
+    }
+
+    rc = ngx_http_registry_zone_keep(rmcf->zone, NGX_HTTP_REGISTRY_ZONE_PIN,
+                                     &ctx->tag_key, digest, r->pool, pinned);
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "registry: immutable tag \"%V\" of \"%V\" "
+                      "repository \"%V\" not pinned: the shared zone's "
+                      "share for pins is full", &ctx->tag,
+                      &ctx->registry->name, &ctx->repository);
+    }
+
+    return rc == NGX_OK ? NGX_OK : NGX_DECLINED;
 }
 
 

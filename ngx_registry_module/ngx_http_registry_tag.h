@@ -40,6 +40,8 @@ ngx_int_t ngx_http_registry_tag_checked(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 ngx_int_t ngx_http_registry_tag_error(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_tag_stale(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, char *why);
 void ngx_http_registry_tag_served(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_str_t *digest, ngx_str_t *type);
 ngx_str_t *ngx_http_registry_tag_cache_status(ngx_http_request_t *r,

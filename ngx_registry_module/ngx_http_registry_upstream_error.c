@@ -25,6 +25,8 @@ static void ngx_http_registry_retried(void *data);
 static ngx_str_t *ngx_http_registry_retry_token(ngx_http_request_t *r);
 static ngx_int_t ngx_http_registry_deny(ngx_http_request_t *r,
     ngx_uint_t status, char *code, char *message);
+static ngx_int_t ngx_http_registry_unavailable(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, char *message);
 static ngx_int_t ngx_http_registry_too_many(ngx_http_request_t *r);
 static ngx_int_t ngx_http_registry_hide(ngx_table_elt_t *h, void *data);
 static ngx_int_t ngx_http_registry_hide_bearer(ngx_table_elt_t *h,
@@ -339,9 +341,9 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
                           "(status %ui)", &ctx->token_key, &ctx->token_url,
                           ctx->token_status);
 
-            return ngx_http_registry_deny(r, NGX_HTTP_BAD_GATEWAY,
-                                          "UNAVAILABLE",
-                                          "upstream token service failed");
+            return ngx_http_registry_unavailable(r, ctx,
+                                                 "upstream token service "
+                                                 "failed");
         }
 
         value.len = sizeof("Bearer ") - 1 + token.len;
@@ -496,8 +498,8 @@ fetch:
     }
 
     if (rc == NGX_DECLINED) {
-        return ngx_http_registry_deny(r, NGX_HTTP_BAD_GATEWAY, "UNAVAILABLE",
-                                      "upstream token realm refused");
+        return ngx_http_registry_unavailable(r, ctx,
+                                             "upstream token realm refused");
     }
 
     if (rc != NGX_OK) {
@@ -693,6 +695,21 @@ ngx_http_registry_hide_bearer(ngx_table_elt_t *h, void *data)
     }
 
     return NGX_OK;
+}
+
+
+/* the mirror's own step failed: a tag's check serves stale, else 502 */
+
+static ngx_int_t
+ngx_http_registry_unavailable(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, char *message)
+{
+    if (ngx_http_registry_tag_stale(r, ctx, message) == NGX_DONE) {
+        return NGX_DONE;
+    }
+
+    return ngx_http_registry_deny(r, NGX_HTTP_BAD_GATEWAY, "UNAVAILABLE",
+                                  message);
 }
 
 

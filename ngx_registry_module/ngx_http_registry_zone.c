@@ -69,7 +69,7 @@ static size_t ngx_http_registry_zone_footprint(size_t size);
  * the slab allocator's own rounding and partly used pages.
  */
 
-static ngx_uint_t  ngx_http_registry_zone_shares[] = { 25, 15, 25, 10, 10 };
+static ngx_uint_t  ngx_http_registry_zone_shares[] = { 25, 15, 25, 10, 10, 5 };
 
 
 /*
@@ -251,6 +251,75 @@ ngx_http_registry_zone_set(ngx_shm_zone_t *zone, ngx_uint_t kind,
 
     rc = ngx_http_registry_zone_set_locked(z, kind, key, hash, value,
                                            expires);
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * The first value kept under key wins, and stays: *kept is a copy of the
+ * value kept, this one or the one there before.  Nothing is evicted for
+ * it: NGX_DECLINED when the kind's share (or the zone) has no room.
+ * For records nobody may push out, however many others come.
+ */
+
+ngx_int_t
+ngx_http_registry_zone_keep(ngx_shm_zone_t *zone, ngx_uint_t kind,
+    ngx_str_t *key, ngx_str_t *value, ngx_pool_t *pool, ngx_str_t *kept)
+{
+    size_t                          size, footprint;
+    uint32_t                        hash;
+    ngx_int_t                       rc;
+    ngx_http_registry_zone_t       *z;
+    ngx_http_registry_record_t     *rec;
+    ngx_http_registry_zone_kind_t  *k;
+
+    z = zone->data;
+    k = &z->sh->kinds[kind];
+    hash = ngx_crc32_short(key->data, key->len);
+    size = offsetof(ngx_http_registry_record_t, data) + key->len + value->len;
+    footprint = ngx_http_registry_zone_footprint(size);
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    rec = (ngx_http_registry_record_t *)
+              ngx_str_rbtree_lookup(&k->rbtree, key, hash);
+
+    if (rec == NULL && k->used + footprint <= z->quota[kind]) {
+        rec = ngx_slab_alloc_locked(z->shpool, size);
+
+        if (rec) {
+            rec->sn.node.key = hash;
+            rec->sn.str.len = key->len;
+            rec->sn.str.data = rec->data;
+            rec->expires = NGX_MAX_TIME_T_VALUE;
+            rec->footprint = footprint;
+            rec->len = value->len;
+            ngx_memcpy(rec->data, key->data, key->len);
+            ngx_memcpy(rec->data + key->len, value->data, value->len);
+
+            ngx_rbtree_insert(&k->rbtree, &rec->sn.node);
+            ngx_queue_insert_head(&k->queue, &rec->queue);
+            k->used += footprint;
+        }
+    }
+
+    rc = NGX_DECLINED;
+
+    if (rec) {
+        kept->data = ngx_pnalloc(pool, rec->len);
+
+        if (kept->data == NULL) {
+            rc = NGX_ERROR;
+
+        } else {
+            kept->len = rec->len;
+            ngx_memcpy(kept->data, rec->data + key->len, rec->len);
+            rc = NGX_OK;
+        }
+    }
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 

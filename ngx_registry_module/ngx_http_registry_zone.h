@@ -22,7 +22,8 @@
 #define NGX_HTTP_REGISTRY_ZONE_TAG     2    /* tag -> digest maps */
 #define NGX_HTTP_REGISTRY_ZONE_FILL    3    /* fills in progress */
 #define NGX_HTTP_REGISTRY_ZONE_HISTORY 4    /* tag histories */
-#define NGX_HTTP_REGISTRY_ZONE_KINDS   5
+#define NGX_HTTP_REGISTRY_ZONE_PIN     5    /* immutable tags' digests */
+#define NGX_HTTP_REGISTRY_ZONE_KINDS   6
 
 #define NGX_HTTP_REGISTRY_ZONE_SIZE    (16 * 1024 * 1024)
 
@@ -54,6 +55,8 @@ ngx_int_t ngx_http_registry_zone_get(ngx_shm_zone_t *zone, ngx_uint_t kind,
     ngx_str_t *key, ngx_pool_t *pool, ngx_str_t *value);
 ngx_int_t ngx_http_registry_zone_set(ngx_shm_zone_t *zone, ngx_uint_t kind,
     ngx_str_t *key, ngx_str_t *value, time_t expires);
+ngx_int_t ngx_http_registry_zone_keep(ngx_shm_zone_t *zone, ngx_uint_t kind,
+    ngx_str_t *key, ngx_str_t *value, ngx_pool_t *pool, ngx_str_t *kept);
 ngx_int_t ngx_http_registry_zone_update(ngx_shm_zone_t *zone,
     ngx_uint_t kind, ngx_str_t *key, ngx_http_registry_zone_update_pt handler,
     void *data);
