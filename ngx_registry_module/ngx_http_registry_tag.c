@@ -666,7 +666,12 @@ static ngx_int_t
 ngx_http_registry_tag_again(ngx_http_request_t *r,
     ngx_http_registry_tag_mark_t *mark)
 {
-    if (!ngx_http_registry_redirects_left(r)) {
+    /*
+     * Serving what is known is the failover of a tag's check: it may
+     * take the redirects kept for failover, leaving one for an error page.
+     */
+
+    if (r->uri_changes <= 2) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "registry: no internal redirects left to serve a "
                       "tag by digest");

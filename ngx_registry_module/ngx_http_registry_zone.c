@@ -121,7 +121,9 @@ ngx_http_registry_zone_init(ngx_shm_zone_t *zone, void *data)
     pages = (z->shpool->end - z->shpool->start) / ngx_pagesize;
 
     for (i = 0; i < NGX_HTTP_REGISTRY_ZONE_KINDS; i++) {
-        z->quota[i] = pages * ngx_http_registry_zone_shares[i] / 100
+        /* rounded up: in the smallest zones each kind has a page */
+
+        z->quota[i] = (pages * ngx_http_registry_zone_shares[i] + 99) / 100
                       * ngx_pagesize;
     }
 

@@ -21,6 +21,12 @@
 #                 get 401 with a challenge whose realm is /token/<mode> on
 #                 this server, which answers {"token": <it>} with the mode's
 #                 "token_headers" lines
+#   head          a hash of the keys above that override them for HEAD
+#   token_status  the token answer's status (default 200)
+#   delay         seconds to wait before answering (after "auth" let the
+#                 request through); token_delay: before a token answer
+#   hang          seconds to wait after the header, before the body (or,
+#                 for a HEAD, before closing)
 # Every request is logged to DIR/requests.log as "METHOD PATH AUTH".
 # Usage: hostile.pl PORT DIR.  It exits by itself after 10 minutes.
 
@@ -56,6 +62,8 @@ sub answer {
     }
     $out .= "Connection: close\r\n\r\n";
     print $c $out;
+    our $hang;
+    select(undef, undef, undef, $hang) if $hang;
     return if $method eq 'HEAD';
     if ($framing eq 'chunked') {
         for (my $off = 0; $off < length $body; $off += 16384) {
@@ -82,7 +90,9 @@ serve($port, sub {
 
     if ($path =~ m{^/token/(\w+)}) {
         my $spec = decode_json(slurp("$dir/$1.json") // '{}');
-        answer($c, 200, ['Content-Type: application/json',
+        select(undef, undef, undef, $spec->{token_delay}) if $spec->{token_delay};
+        answer($c, $spec->{token_status} // 200,
+               ['Content-Type: application/json',
                          @{ $spec->{token_headers} // [] }],
                encode_json({ token => $spec->{auth} // '' }), 'length',
                $method);
@@ -92,6 +102,10 @@ serve($port, sub {
     my ($mode, $rest) = $path =~ m{^/v2/(\w+)(/\S*)$};
     my $spec = defined $mode ? decode_json(slurp("$dir/$mode.json") // '{}')
              : {};
+    if ($method eq 'HEAD' && ref $spec->{head} eq 'HASH') {
+        $spec = { %$spec, %{ $spec->{head} } };
+    }
+    our $hang = $spec->{hang};
 
     if (defined $spec->{raw}) {
         print $c $spec->{raw};
@@ -111,6 +125,8 @@ serve($port, sub {
                '{"errors":[{"code":"UNAUTHORIZED"}]}', 'length', $method);
         return;
     }
+
+    select(undef, undef, undef, $spec->{delay}) if $spec->{delay};
 
     my ($file, $type);
     ($rest //= '') =~ s/\?.*//;
