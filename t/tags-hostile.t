@@ -131,22 +131,24 @@ like(slurp($ng->{error_log}),
 
 my ($d1, $b1) = manifest('pin one');
 my ($d2, $b2) = manifest('pin two');
-tag('v1.0', $b1);
-mode('pin', { digest => 'auto' });
-is(dig(get('/v2/pin.test/x/manifests/v1.0')), $d1, 'v1.0 pinned at d1');
-tag('v1.0', $b2);
+my $v = 0;
 for my $case (['names d2', {}],
               ['names no digest', { head => { digest => '' } }],
               ['answers 410', { head => { status => 410 } }],
               ['answers 204', { head => { status => 204 } }]) {
     my ($what, $spec) = @$case;
+    my $t = 'v1.' . $v++;
+    tag($t, $b1);
+    mode('pin', { digest => 'auto' });
+    is(dig(get("/v2/pin.test/x/manifests/$t")), $d1, "$t pinned at d1");
+    tag($t, $b2);
     mode('pin', { digest => 'auto', %$spec });
     next_second();
-    $r = get('/v2/pin.test/x/manifests/v1.0');
+    $r = get("/v2/pin.test/x/manifests/$t");
     is($r->{status}, 200, "the check $what: 200");
     is(dig($r), $d1, '... still d1');
     is(sha256_hex($r->{body}), substr($d1, 7), '... its bytes');
-    $r = get('/v2/pin.test/x/manifests/v1.0', method => 'HEAD');
+    $r = get("/v2/pin.test/x/manifests/$t", method => 'HEAD');
     is(dig($r), $d1, '... and for a HEAD');
 }
 
