@@ -91,6 +91,8 @@ static ngx_int_t ngx_http_registry_tag_failed(ngx_http_request_t *r,
     char *why, ngx_uint_t status);
 static ngx_int_t ngx_http_registry_tag_again(ngx_http_request_t *r,
     ngx_http_registry_tag_mark_t *mark);
+static ngx_int_t ngx_http_registry_tag_fetch(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_tag_mark_t *mark);
 static ngx_int_t ngx_http_registry_tag_kept(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_tag_mark_t *mark);
 static void ngx_http_registry_tag_timeout(ngx_event_t *ev);
@@ -346,18 +348,7 @@ ngx_http_registry_tag_checked(ngx_http_request_t *r,
 
     if (u->headers_in.status_n != NGX_HTTP_OK) {
 
-        if (mark->pinned && mark->known.len) {
-            return ngx_http_registry_tag_kept(r, ctx, mark);
-        }
-
-        if (r->method == NGX_HTTP_HEAD) {
-            return NGX_DECLINED;
-        }
-
-        mark->state = NGX_HTTP_REGISTRY_TAG_FETCH;
-        mark->next = 1;
-
-        return NGX_HTTP_REGISTRY_TAG_NEXT;
+        return ngx_http_registry_tag_fetch(r, ctx, mark);
     }
 
     type = ngx_http_registry_manifest_type(r->headers_out.content_type.data,
@@ -376,18 +367,7 @@ ngx_http_registry_tag_checked(ngx_http_request_t *r,
     {
         /* no digest named: the tag is fetched, and its digest computed */
 
-        if (mark->pinned && mark->known.len) {
-            return ngx_http_registry_tag_kept(r, ctx, mark);
-        }
-
-        if (r->method == NGX_HTTP_HEAD) {
-            return NGX_DECLINED;
-        }
-
-        mark->state = NGX_HTTP_REGISTRY_TAG_FETCH;
-        mark->next = 1;
-
-        return NGX_HTTP_REGISTRY_TAG_NEXT;
+        return ngx_http_registry_tag_fetch(r, ctx, mark);
     }
 
     digest = h->value;
@@ -446,6 +426,32 @@ ngx_http_registry_tag_checked(ngx_http_request_t *r,
     }
 
     mark->state = NGX_HTTP_REGISTRY_TAG_RESOLVED;
+    mark->next = 1;
+
+    return NGX_HTTP_REGISTRY_TAG_NEXT;
+}
+
+
+/*
+ * A check that named no digest, or answered what a check should not: an
+ * immutable tag keeps its pin; a client's HEAD gets the answer as it is;
+ * a client's GET gets the tag fetched with a GET (NGX_DECLINED or
+ * NGX_HTTP_REGISTRY_TAG_NEXT, as ngx_http_registry_tag_checked()).
+ */
+
+static ngx_int_t
+ngx_http_registry_tag_fetch(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_tag_mark_t *mark)
+{
+    if (mark->pinned && mark->known.len) {
+        return ngx_http_registry_tag_kept(r, ctx, mark);
+    }
+
+    if (r->method == NGX_HTTP_HEAD) {
+        return NGX_DECLINED;
+    }
+
+    mark->state = NGX_HTTP_REGISTRY_TAG_FETCH;
     mark->next = 1;
 
     return NGX_HTTP_REGISTRY_TAG_NEXT;

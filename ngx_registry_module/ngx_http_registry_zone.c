@@ -59,6 +59,9 @@ static ngx_int_t ngx_http_registry_zone_init(ngx_shm_zone_t *zone,
 static ngx_int_t ngx_http_registry_zone_set_locked(
     ngx_http_registry_zone_t *z, ngx_uint_t kind, ngx_str_t *key,
     uint32_t hash, ngx_str_t *value, time_t expires);
+static void ngx_http_registry_zone_insert(ngx_http_registry_zone_kind_t *k,
+    ngx_http_registry_record_t *rec, ngx_str_t *key, uint32_t hash,
+    ngx_str_t *value, time_t expires, size_t footprint);
 static void ngx_http_registry_zone_free(ngx_http_registry_zone_t *z,
     ngx_http_registry_zone_kind_t *k, ngx_http_registry_record_t *rec);
 static size_t ngx_http_registry_zone_footprint(size_t size);
@@ -293,18 +296,8 @@ ngx_http_registry_zone_keep(ngx_shm_zone_t *zone, ngx_uint_t kind,
         rec = ngx_slab_alloc_locked(z->shpool, size);
 
         if (rec) {
-            rec->sn.node.key = hash;
-            rec->sn.str.len = key->len;
-            rec->sn.str.data = rec->data;
-            rec->expires = NGX_MAX_TIME_T_VALUE;
-            rec->footprint = footprint;
-            rec->len = value->len;
-            ngx_memcpy(rec->data, key->data, key->len);
-            ngx_memcpy(rec->data + key->len, value->data, value->len);
-
-            ngx_rbtree_insert(&k->rbtree, &rec->sn.node);
-            ngx_queue_insert_head(&k->queue, &rec->queue);
-            k->used += footprint;
+            ngx_http_registry_zone_insert(k, rec, key, hash, value,
+                                          NGX_MAX_TIME_T_VALUE, footprint);
         }
     }
 
@@ -500,6 +493,20 @@ ngx_http_registry_zone_set_locked(ngx_http_registry_zone_t *z,
         return NGX_DECLINED;
     }
 
+    ngx_http_registry_zone_insert(k, rec, key, hash, value, expires,
+                                  footprint);
+
+    return NGX_OK;
+}
+
+
+/* a new record, allocated, filled and made the kind's most recent */
+
+static void
+ngx_http_registry_zone_insert(ngx_http_registry_zone_kind_t *k,
+    ngx_http_registry_record_t *rec, ngx_str_t *key, uint32_t hash,
+    ngx_str_t *value, time_t expires, size_t footprint)
+{
     rec->sn.node.key = hash;
     rec->sn.str.len = key->len;
     rec->sn.str.data = rec->data;
@@ -512,8 +519,6 @@ ngx_http_registry_zone_set_locked(ngx_http_registry_zone_t *z,
     ngx_rbtree_insert(&k->rbtree, &rec->sn.node);
     ngx_queue_insert_head(&k->queue, &rec->queue);
     k->used += footprint;
-
-    return NGX_OK;
 }
 
 
