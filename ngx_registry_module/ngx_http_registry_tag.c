@@ -120,6 +120,7 @@ ngx_http_registry_tag_route(ngx_http_request_t *r,
 {
     time_t                          now;
     ngx_str_t                       known, type, pinned;
+    ngx_uint_t                      restarted;
     ngx_http_registry_tag_mark_t   *mark;
     ngx_http_registry_tag_entry_t   e;
     ngx_http_registry_loc_conf_t   *rlcf;
@@ -145,11 +146,14 @@ ngx_http_registry_tag_route(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    restarted = 0;
+
     if (ngx_http_registry_tag_get(r, ctx, &e) != NGX_OK) {
 
         /* after a restart the map is empty; the history remembers */
 
         ngx_memzero(&e, sizeof(ngx_http_registry_tag_entry_t));
+        restarted = 1;
 
         if (ngx_http_registry_history_last(r, &ctx->registry->name,
                                            &ctx->repository, &ctx->tag,
@@ -163,12 +167,17 @@ ngx_http_registry_tag_route(ngx_http_request_t *r,
         }
     }
 
-    /* an immutable tag: its pin, or what is known pinned now */
+    /*
+     * An immutable tag: its pin; after a restart, the digest the history
+     * remembers is pinned again (a check pins a tag seen for the first
+     * time, not every request).
+     */
 
     known.data = e.digest;
     known.len = e.len;
 
-    if (ngx_http_registry_tag_pin(r, ctx, e.len ? &known : NULL, &pinned)
+    if (ngx_http_registry_tag_pin(r, ctx, (restarted && e.len) ? &known : NULL,
+                                  &pinned)
         == NGX_OK)
     {
         e.len = pinned.len;
@@ -240,7 +249,21 @@ ngx_http_registry_tag_serve(ngx_http_request_t *r,
     u_char                        *p;
     ngx_http_registry_loc_conf_t  *rlcf;
 
-    if (mark->state == NGX_HTTP_REGISTRY_TAG_CHECK && mark->timed_out) {
+    /*
+     * A check timed out between its upstream requests is given up when
+     * the request is back where it started: not in the upstream-error
+     * location (which answers the upstream's error as a failed check
+     * itself) nor at a redirect's target (a hop that hangs is given up
+     * by the timer).
+     */
+
+    if (mark->state == NGX_HTTP_REGISTRY_TAG_CHECK && mark->timed_out
+        && r->uri.len == mark->uri.len
+        && ngx_strncmp(r->uri.data, mark->uri.data, r->uri.len) == 0
+        && !((ngx_http_registry_loc_conf_t *)
+             ngx_http_get_module_loc_conf(r, ngx_http_registry_module))
+            ->upstream_errors)
+    {
         ctx->tag_state = mark->state;
         (void) ngx_http_registry_tag_failed(r, ctx, mark, "timed out", 0);
     }

@@ -127,6 +127,33 @@ like(slurp($ng->{error_log}),
      qr/tag check of "tok\.test" repository "tok\/x" tag "t1" timed out/,
      '... the check given up by registry_tag_check_timeout');
 
+# a check held up by the operator's limit_req past its timeout, then
+# answered 503: served stale all the same
+my $lport = free_port();
+my $lng = start_nginx(ports => [$lport], http => <<"EOF");
+    registry tok.test http://127.0.0.1:$hp/tok;
+    registry_tag_valid 1s;
+    registry_tag_check_timeout 1s;
+    limit_req_zone \$binary_remote_addr zone=one:1m rate=33r/m;
+    server {
+        listen 127.0.0.1:$lport;
+        limit_req zone=one burst=5;
+        include $ROOT/registry_params;
+    }
+EOF
+mode('tok', { digest => 'auto' });
+my $lt = time;
+is(dig(http_get($lport, '/v2/tok.test/x/manifests/t1', headers => [$acc])),
+   $dt, 'behind limit_req: the tag pulled before');
+wait_until($lt + 2.5);      # past validity, and the limit's slot free again
+mode('tok', { digest => 'auto', head => { status => 503 } });
+http_get($lport, '/v2/');   # takes the slot: the tag's request waits 1.8 s
+$r = http_get($lport, '/v2/tok.test/x/manifests/t1', headers => [$acc],
+              timeout => 20);
+is($r->{status}, 200, 'a check delayed past its timeout, then a 503: 200');
+is(st($r), 'STALE', '... STALE');
+is(dig($r), $dt, '... the last known digest');
+
 # --- an immutable tag keeps its pin ----------------------------------------
 
 my ($d1, $b1) = manifest('pin one');
@@ -177,6 +204,26 @@ next_second();
 $r = http_get($zport, '/v2/pin.test/x/manifests/v2.0', headers => [$acc]);
 is(dig($r), $d1, 'after another client asked for 300 other tags: still d1');
 
+# the share for pins full: a tag that could not be pinned follows its
+# upstream, and says so once a check, not once a request
+tag("v3.$_", $b1) for 0 .. 40;
+http_get($zport, "/v2/pin.test/x/manifests/v3.$_", headers => [$acc])
+    for 0 .. 40;
+my ($unpinned) = slurp($zng->{error_log})
+                 =~ /immutable tag "(v3\.\d+)" .* not pinned/;
+ok($unpinned, 'a 64k zone: the share for pins is full');
+$unpinned //= 'v3.40';
+sub not_pinned {
+    return scalar(() = slurp($zng->{error_log})
+                       =~ /immutable tag "\Q$unpinned\E" .* not pinned/g);
+}
+my $warned = not_pinned();
+next_second();
+http_get($zport, "/v2/pin.test/x/manifests/$unpinned", headers => [$acc])
+    for 1 .. 10;
+cmp_ok(not_pinned() - $warned, '<=', 1,
+       "10 pulls of $unpinned within its validity: one warning at most");
+
 # --- an upstream's own 599: a 502, asked once --------------------------------
 
 my ($do, $bo) = manifest('own one');
@@ -224,7 +271,8 @@ $r = http_get($port, '/_registry/history-denied?registry=pin.test'
 is($r->{status}, 403, 'the history location, refused by address: 403');
 is(eval { $r->{json}{errors}[0]{code} }, 'DENIED', '... an OCI error body');
 
-unlike(slurp($ng->{error_log}) . slurp($zng->{error_log}),
+unlike(slurp($ng->{error_log}) . slurp($zng->{error_log})
+       . slurp($lng->{error_log}),
        qr/\[(?:alert|crit|emerg)\]|exited on signal/,
        'no worker crashed, nothing critical logged');
 
