@@ -36,7 +36,11 @@
  * manifest GETs against its pull limit, not HEADs.  A check that fails
  * (refused, timed out, 5xx, 429, a name that does not resolve) serves
  * the last known digest, stale; so does a check that takes longer than
- * registry_tag_check_timeout.
+ * registry_tag_check_timeout, and one the mirror's own token fetch or
+ * redirect following cannot finish.  Immutable tags are pinned in a
+ * share of the zone nothing evicts, so that no flood of other tags can
+ * unpin one; the map itself is least recently used, and keeps nothing
+ * for a tag before its upstream names a digest.
  *
  * What a request decided survives its internal redirects (which zero
  * r->ctx) in a mark kept in the request pool, found by its cleanup
