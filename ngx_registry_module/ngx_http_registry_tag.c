@@ -100,6 +100,8 @@ static ngx_int_t ngx_http_registry_tag_fetch(ngx_http_request_t *r,
 static ngx_int_t ngx_http_registry_tag_kept(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_tag_mark_t *mark);
 static void ngx_http_registry_tag_timeout(ngx_event_t *ev);
+static void ngx_http_registry_tag_named(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_str_t *digest);
 static ngx_uint_t ngx_http_registry_tag_same(ngx_str_t *a, ngx_str_t *b);
 
 
@@ -343,11 +345,10 @@ ngx_int_t
 ngx_http_registry_tag_checked(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_str_t                       digest, served, pinned, *type;
-    ngx_table_elt_t                *h;
-    ngx_http_upstream_t            *u;
-    ngx_http_registry_tag_mark_t   *mark;
-    ngx_http_registry_tag_entry_t   e;
+    ngx_str_t                      digest, served, pinned, *type;
+    ngx_table_elt_t               *h;
+    ngx_http_upstream_t           *u;
+    ngx_http_registry_tag_mark_t  *mark;
 
     static ngx_str_t  digest_header = ngx_string("Docker-Content-Digest");
 
@@ -415,10 +416,6 @@ ngx_http_registry_tag_checked(ngx_http_request_t *r,
 
     mark->revalidated = ngx_http_registry_tag_same(&served, &mark->known);
 
-    if (ngx_http_registry_tag_get(r, ctx, &e) != NGX_OK) {
-        ngx_memzero(&e, sizeof(ngx_http_registry_tag_entry_t));
-    }
-
     mark->digest.data = ngx_pnalloc(r->pool, served.len);
     if (mark->digest.data == NULL) {
         return NGX_ERROR;
@@ -427,13 +424,7 @@ ngx_http_registry_tag_checked(ngx_http_request_t *r,
     mark->digest.len = served.len;
     ngx_memcpy(mark->digest.data, served.data, served.len);
 
-    e.len = served.len;
-    ngx_memmove(e.digest, mark->digest.data, served.len);
-    e.checked = ngx_time();
-    e.checking = 0;
-    e.failed = 0;
-
-    ngx_http_registry_tag_put(r, ctx, &e);
+    ngx_http_registry_tag_named(r, ctx, &mark->digest);
 
     ctx->tag_revalidated = mark->revalidated;
 
@@ -494,8 +485,6 @@ static ngx_int_t
 ngx_http_registry_tag_kept(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_tag_mark_t *mark)
 {
-    ngx_http_registry_tag_entry_t  e;
-
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                   "registry: immutable tag \"%V\" of \"%V\" repository "
                   "\"%V\": the upstream answered %ui with no digest, still "
@@ -503,13 +492,7 @@ ngx_http_registry_tag_kept(ngx_http_request_t *r,
                   &ctx->repository, r->upstream->headers_in.status_n,
                   &mark->known);
 
-    ngx_memzero(&e, sizeof(ngx_http_registry_tag_entry_t));
-
-    e.len = mark->known.len;
-    ngx_memcpy(e.digest, mark->known.data, e.len);
-    e.checked = ngx_time();
-
-    ngx_http_registry_tag_put(r, ctx, &e);
+    ngx_http_registry_tag_named(r, ctx, &mark->known);
 
     mark->state = NGX_HTTP_REGISTRY_TAG_RESOLVED;
     mark->digest = mark->known;
@@ -838,9 +821,8 @@ ngx_http_registry_tag_cache_status(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_registry_tag_log_handler(ngx_http_request_t *r)
 {
-    ngx_str_t                       digest, pinned;
-    ngx_http_registry_ctx_t        *ctx;
-    ngx_http_registry_tag_entry_t   e;
+    ngx_str_t                 digest, pinned;
+    ngx_http_registry_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
@@ -870,17 +852,7 @@ ngx_http_registry_tag_log_handler(ngx_http_request_t *r)
         digest = pinned;
     }
 
-    if (ngx_http_registry_tag_get(r, ctx, &e) != NGX_OK) {
-        ngx_memzero(&e, sizeof(ngx_http_registry_tag_entry_t));
-    }
-
-    e.len = digest.len;
-    ngx_memcpy(e.digest, digest.data, e.len);
-    e.checked = ngx_time();
-    e.checking = 0;
-    e.failed = 0;
-
-    ngx_http_registry_tag_put(r, ctx, &e);
+    ngx_http_registry_tag_named(r, ctx, &digest);
 
     ngx_http_registry_tag_served(r, ctx, &digest,
                                  &r->headers_out.content_type);
@@ -1210,6 +1182,27 @@ ngx_http_registry_tag_put(ngx_http_request_t *r,
                       "registry: the shared zone could not keep the tag "
                       "\"%V\"", &ctx->tag_key);
     }
+}
+
+
+/*
+ * The tag is now digest, checked now: an entry written whole, nothing of
+ * the one before kept (no check running, none failed).
+ */
+
+static void
+ngx_http_registry_tag_named(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_str_t *digest)
+{
+    ngx_http_registry_tag_entry_t  e;
+
+    ngx_memzero(&e, sizeof(ngx_http_registry_tag_entry_t));
+
+    e.len = digest->len;
+    ngx_memcpy(e.digest, digest->data, digest->len);
+    e.checked = ngx_time();
+
+    ngx_http_registry_tag_put(r, ctx, &e);
 }
 
 
