@@ -221,16 +221,18 @@ sub make_ca {
 }
 
 # A server certificate for DNS name $name, signed by $ca (or self-signed
-# when $ca is undef).  Returns [certificate, key].
+# when $ca is undef); more subjectAltName entries ("IP:127.0.0.1",
+# "DNS:...") may follow.  Returns [certificate, key].
 sub make_cert {
-    my ($ca, $name) = @_;
+    my ($ca, $name, @alt) = @_;
     my $d = test_dir() . '/cert-' . ++$seq;
     make_path($d);
-    spew("$d/ext", "subjectAltName=DNS:$name\n");
+    my $san = join ',', "DNS:$name", @alt;
+    spew("$d/ext", "subjectAltName=$san\n");
     if (!$ca) {
         run_ok('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
                '-keyout', "$d/key", '-out', "$d/crt", '-days', '2',
-               '-subj', "/CN=$name", '-addext', "subjectAltName=DNS:$name");
+               '-subj', "/CN=$name", '-addext', "subjectAltName=$san");
         return ["$d/crt", "$d/key"];
     }
     run_ok('openssl', 'req', '-newkey', 'rsa:2048', '-nodes',
