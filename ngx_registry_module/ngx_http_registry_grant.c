@@ -122,6 +122,7 @@ static ngx_uint_t ngx_http_registry_grant_read(
 static ngx_int_t ngx_http_registry_grant_b64url(u_char *p, size_t len);
 static ngx_uint_t ngx_http_registry_grant_is(ngx_str_t *raw, char *s,
     ngx_uint_t caseless);
+static ngx_uint_t ngx_http_registry_grant_key(ngx_str_t *key, char **names);
 static ngx_int_t ngx_http_registry_grant_valid_name(u_char *p, size_t len);
 
 
@@ -211,6 +212,11 @@ ngx_http_registry_grant_claims(u_char *p, size_t len, time_t *exp,
     ngx_http_registry_json_t         js;
     ngx_http_registry_json_token_t   t;
 
+    /* the bits of grant_key(): 1, 2, 4 in the order named */
+
+    static char  *claim_names[] = { "access", "exp", NULL };
+    static char  *entry_names[] = { "type", "name", "actions", NULL };
+
     if (ngx_http_registry_json_open(&js, p, len,
                                     NGX_HTTP_REGISTRY_JSON_OBJECT)
         != NGX_OK)
@@ -257,13 +263,9 @@ ngx_http_registry_grant_claims(u_char *p, size_t len, time_t *exp,
 
         case 1:
 
-            if (ngx_http_registry_grant_is(&t.key, "access", 1)) {
-                bit = 1;
+            bit = ngx_http_registry_grant_key(&t.key, claim_names);
 
-            } else if (ngx_http_registry_grant_is(&t.key, "exp", 1)) {
-                bit = 2;
-
-            } else {
+            if (bit == 0) {
                 break;
             }
 
@@ -273,7 +275,7 @@ ngx_http_registry_grant_claims(u_char *p, size_t len, time_t *exp,
 
             claims |= bit;
 
-            if (bit == 2) {
+            if (bit == 2) {     /* "exp" */
                 *exp = ngx_http_registry_grant_exp(&t);
 
             } else if (t.type == NGX_HTTP_REGISTRY_JSON_ARRAY) {
@@ -308,16 +310,9 @@ ngx_http_registry_grant_claims(u_char *p, size_t len, time_t *exp,
                 break;
             }
 
-            if (ngx_http_registry_grant_is(&t.key, "type", 1)) {
-                bit = 1;
+            bit = ngx_http_registry_grant_key(&t.key, entry_names);
 
-            } else if (ngx_http_registry_grant_is(&t.key, "name", 1)) {
-                bit = 2;
-
-            } else if (ngx_http_registry_grant_is(&t.key, "actions", 1)) {
-                bit = 4;
-
-            } else {
+            if (bit == 0) {
                 break;
             }
 
@@ -327,7 +322,7 @@ ngx_http_registry_grant_claims(u_char *p, size_t len, time_t *exp,
 
             seen |= bit;
 
-            if (bit == 4) {
+            if (bit == 4) {     /* "actions" */
                 if (t.type == NGX_HTTP_REGISTRY_JSON_ARRAY) {
                     actions = 1;
 
@@ -342,7 +337,7 @@ ngx_http_registry_grant_claims(u_char *p, size_t len, time_t *exp,
                 return NGX_DECLINED;
             }
 
-            if (bit == 1) {
+            if (bit == 1) {     /* "type" */
                 repository = ngx_http_registry_grant_is(&t.value,
                                                         "repository", 0);
 
@@ -443,10 +438,10 @@ ngx_http_registry_grant_exp(ngx_http_registry_json_token_t *t)
  * root object, each array item's own digest member, and only valid
  * digests (ngx_http_registry_valid_digest) written without escapes (no
  * encoder escapes one; skipping it costs an upstream HEAD, no more).
- * Not "subject": a registry stores a manifest whose subject
- * it does not hold, so that its referrers can be pushed first.  Not a
- * descriptor with "urls" either: a registry checks no blob of a foreign
- * layer.  Neither is proof that the digest is in this repository.
+ * Not "subject": a registry stores a manifest whose subject it does not
+ * hold, so that referrers can be pushed first; not a descriptor with
+ * "urls": a registry checks no blob of a foreign layer.  Neither proves
+ * that the digest is in this repository.
  *
  * NGX_OK; NGX_DECLINED: not a JSON object, one of the members above (or
  * a descriptor's digest) twice, a mediaType not a string or two that
@@ -873,6 +868,23 @@ ngx_http_registry_grant_is(ngx_str_t *raw, char *s, ngx_uint_t caseless)
     }
 
     return ngx_strncmp(str.data, s, n) == 0;
+}
+
+
+/* which of names a member name is: bit i for names[i], 0 for none */
+
+static ngx_uint_t
+ngx_http_registry_grant_key(ngx_str_t *key, char **names)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; names[i]; i++) {
+        if (ngx_http_registry_grant_is(key, names[i], 1)) {
+            return (ngx_uint_t) 1 << i;
+        }
+    }
+
+    return 0;
 }
 
 

@@ -232,6 +232,12 @@ sub doc { return $canon->encode($_[0]) }
 
 my $sha512 = 'sha512:' . ('ab' x 64);
 
+# raw documents, for what an encoder would not write: an image manifest
+# and an index opened with their mediaType, a descriptor
+my $IMG = '{"mediaType":"' . $oci_image . '",';
+my $IDX = '{"mediaType":"' . $oci_index . '",';
+sub dg { return '{"digest":"' . d($_[0]) . '"}' }
+
 my @manifest = (
     [doc({ schemaVersion => 2, mediaType => $oci_image,
            config => desc(d('c'), annotations => { digest => d('0') }),
@@ -306,55 +312,47 @@ my @manifest = (
                       desc(d('6'), urls => [undef])] }),
      'ok ' . join(' ', d('c'), d('2'), d('3')),
      'a foreign layer (urls) is no proof'],
-    ['{"mediaType":"' . $oci_image . '","conf\u0069g":{"digest":"'
+    [$IMG . '"conf\u0069g":{"digest":"'
      . d('c') . '"},"LAYERS":[{"Digest":"' . d('1') . '"},{"digest":"sha256'
      . '\u003a' . ('2' x 64) . '"}]}',
      'ok ' . join(' ', d('c'), d('1')),
      'member names in any case and escaped; an escaped digest skipped'],
-    ['{"mediaType":"' . $oci_image . '","mediaType":"' . $oci_image
-     . '","config":{"digest":"' . d('c') . '"}}',
+    [$IMG . '"mediaType":"' . $oci_image . '","config":' . dg('c') . '}',
      'ok ' . d('c'), 'the same mediaType twice'],
     ['{"schemaVersion":2,"mediaType":"application\/vnd.oci.image.index.v1'
-     . '+json","manifests":[{"digest":"' . d('a') . '"}]}',
+     . '+json","manifests":[' . dg('a') . ']}',
      'ok ' . d('a'), 'an escaped mediaType'],
-    ['{"mediaType":"' . $oci_image . '","config":{"digest":"' . d('c')
-     . '"},"layers":[[{"digest":"' . d('1') . '"}]],"x":[{"digest":"'
-     . d('2') . '"}],"subject":{"digest":"' . d('5') . '"}}',
+    [$IMG . '"config":' . dg('c') . ',"layers":[[' . dg('1') . ']],'
+     . '"x":[' . dg('2') . '],"subject":' . dg('5') . '}',
      'ok ' . d('c'), 'nested arrays and other members not read'],
-    ['{"mediaType":"' . $oci_image . '","config":[{"digest":"' . d('c')
-     . '"}],"layers":{"digest":"' . d('1') . '"}}',
+    [$IMG . '"config":[' . dg('c') . '],"layers":' . dg('1') . '}',
      'ok', 'config an array, layers an object: not descriptors'],
 
     # ambiguous or not JSON: refused, the handler never called
-    ['{"mediaType":"' . $oci_image . '","config":{"digest":"' . d('c')
-     . '"},"layers":[{"digest":"' . d('1') . '"}],"layers":[]}',
+    [$IMG . '"config":' . dg('c') . ',"layers":[' . dg('1')
+     . '],"layers":[]}',
      'declined', 'layers twice'],
-    ['{"mediaType":"' . $oci_image . '","config":{"digest":"' . d('c')
-     . '"},"layers":[],"Layers":[{"digest":"' . d('1') . '"}]}',
+    [$IMG . '"config":' . dg('c') . ',"layers":[],"Layers":[' . dg('1')
+     . ']}',
      'declined', 'layers and Layers'],
-    ['{"mediaType":"' . $oci_image . '","config":{"digest":"' . d('c')
-     . '"},"config":{"digest":"' . d('d') . '"}}',
+    [$IMG . '"config":' . dg('c') . ',"config":' . dg('d') . '}',
      'declined', 'config twice'],
-    ['{"mediaType":"' . $oci_index . '","manifests":[{"digest":"' . d('a')
+    [$IDX . '"manifests":[{"digest":"' . d('a')
      . '","digest":"' . d('b') . '"}]}',
      'declined', 'a digest twice in a descriptor'],
-    ['{"mediaType":"' . $oci_index . '","manifests":[{"digest":"' . d('a')
+    [$IDX . '"manifests":[{"digest":"' . d('a')
      . '","DIGEST":"' . d('b') . '"}]}',
      'declined', 'digest and DIGEST in a descriptor'],
-    ['{"mediaType":"' . $oci_index . '","manifests":[{"digest":"' . d('a')
-     . '"}],"mediaType":"' . $oci_image . '"}',
+    [$IDX . '"manifests":[' . dg('a') . '],"mediaType":"' . $oci_image . '"}',
      'declined', 'two mediaTypes that differ'],
     ['{"mediaType":2,"manifests":[]}', 'declined', 'a mediaType not a string'],
-    ['{"mediaType":"' . $oci_index . '","manifests":[{"digest":"' . d('a')
-     . '"}],', 'declined', 'truncated'],
-    ['{"mediaType":"' . $oci_index . '","manifests":[{"digest":"' . d('a')
-     . '"},]}', 'declined', 'a trailing comma'],
-    ['{"mediaType":"' . $oci_index . '","manifests":[{"digest":"' . d('a')
-     . '"}]}}', 'declined', 'trailing bytes'],
-    ['[{"digest":"' . d('a') . '"}]', 'declined', 'an array'],
+    [$IDX . '"manifests":[' . dg('a') . '],', 'declined', 'truncated'],
+    [$IDX . '"manifests":[' . dg('a') . ',]}', 'declined', 'a trailing comma'],
+    [$IDX . '"manifests":[' . dg('a') . ']}}', 'declined', 'trailing bytes'],
+    ['[' . dg('a') . ']', 'declined', 'an array'],
     ['', 'declined', 'empty'],
-    ['{"mediaType":"' . $oci_index . "\",\"manifests\":[{\"digest\":\""
-     . d('a') . "\n\"}]}", 'declined', 'a raw newline in a string'],
+    [$IDX . '"manifests":[{"digest":"' . d('a') . "\n\"}]}", 'declined',
+     'a raw newline in a string'],
 );
 
 @out = run(map { ['manifest', $_->[0]] } @manifest);

@@ -124,29 +124,30 @@ grant_handler(ngx_str_t *name, void *data)
 }
 
 
+/* the input line's hex, into an allocation of exactly its size */
+
 static u_char *
 unhex(char *p, size_t *n)
 {
-    u_char        *buf;
-    size_t         i;
-    unsigned int   byte;
+    char    *hex;
+    u_char  *bytes;
+    size_t   k;
 
-    *n = strspn(p, "0123456789abcdef") / 2;
+    static char  digits[] = "0123456789abcdef";
 
-    buf = malloc(*n ? *n : 1);
-    if (buf == NULL) {
+    *n = strspn(p, digits) / 2;
+
+    bytes = malloc(*n + (*n == 0));
+    if (bytes == NULL) {
         exit(2);
     }
 
-    for (i = 0; i < *n; i++, p += 2) {
-        if (sscanf(p, "%2x", &byte) != 1) {
-            exit(2);
-        }
-
-        buf[i] = (u_char) byte;
+    for (k = 0, hex = p; k < *n; k++, hex += 2) {
+        bytes[k] = (u_char) ((strchr(digits, hex[0]) - digits) << 4
+                             | (strchr(digits, hex[1]) - digits));
     }
 
-    return buf;
+    return bytes;
 }
 
 
