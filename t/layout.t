@@ -21,6 +21,7 @@ my @pure = qw(
     ngx_http_registry_challenge
     ngx_http_registry_json
     ngx_http_registry_manifest
+    ngx_http_registry_grant
 );
 
 opendir my $dh, $src or die "$src: $!";
