@@ -31,6 +31,7 @@ typedef struct {
     ngx_str_t                  prefix;     /* inserted after "/v2/" */
     ngx_flag_t                 library;    /* Docker Hub "library/" */
     ngx_str_t                  credentials;  /* "Basic ...", from a file */
+    ngx_flag_t                 client_auth;  /* clients log in themselves */
 } ngx_http_registry_t;
 
 
@@ -58,7 +59,10 @@ typedef struct {
     ngx_flag_t                 upstream_errors;
     ngx_flag_t                 redirect_http;
     ngx_flag_t                 client_credentials;
+    ngx_flag_t                 auth_relay;   /* the token relay's location */
     ngx_array_t               *redirect_allow;   /* ngx_cidr_t */
+    time_t                     auth_valid;
+    ngx_str_t                  auth_realm;
     time_t                     tag_valid;
     time_t                     digest_valid;
     ngx_msec_t                 tag_check_timeout;
@@ -98,6 +102,11 @@ typedef struct {
     ngx_str_t                  resolved;    /* the digest it is served by */
     ngx_str_t                  computed;    /* a fetched tag's digest */
     ngx_uint_t                 tag_state;   /* NGX_HTTP_REGISTRY_TAG_* */
+    ngx_str_t                  client_name;  /* the repository as the
+                                                client wrote it */
+    ngx_http_registry_t       *login;      /* GET /v2/: clients log in */
+    ngx_uint_t                 auth_state;  /* NGX_HTTP_REGISTRY_AUTH_* */
+    void                      *relay;      /* the token relay's state */
     unsigned                   token_done:1;
     unsigned                   token_failed:1;
     unsigned                   digest:1;    /* immutable content */

@@ -14,6 +14,7 @@
 #include "ngx_http_registry_response.h"
 #include "ngx_http_registry_verify.h"
 #include "ngx_http_registry_tag.h"
+#include "ngx_http_registry_auth.h"
 #include "ngx_http_registry_answer.h"
 
 
@@ -129,6 +130,16 @@ ngx_http_registry_header_filter(ngx_http_request_t *r)
                 u->cacheable = 0;
                 return rc;
             }
+        }
+
+        /* what this request's credentials may read decides the rest */
+
+        rc = ngx_http_registry_auth_filter(r, ctx);
+
+        if (rc != NGX_DECLINED) {
+            ngx_http_registry_answer_clear(r);
+            u->cacheable = 0;
+            return rc;
         }
 
         rc = ngx_http_registry_answer(r, ctx);

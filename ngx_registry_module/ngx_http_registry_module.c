@@ -21,6 +21,7 @@
 #include "ngx_http_registry_loop.h"
 #include "ngx_http_registry_history.h"
 #include "ngx_http_registry_tag.h"
+#include "ngx_http_registry_auth.h"
 
 
 static ngx_int_t ngx_http_registry_variable(ngx_http_request_t *r,
@@ -41,6 +42,8 @@ static ngx_int_t ngx_http_registry_credentials(ngx_conf_t *cf,
 static char *ngx_http_registry_redirect_allow(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_registry_zone_size(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_registry_auth_relay(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_registry_add_variables(ngx_conf_t *cf);
 static void *ngx_http_registry_create_main_conf(ngx_conf_t *cf);
@@ -179,6 +182,27 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       offsetof(ngx_http_registry_loc_conf_t, client_credentials),
       NULL },
 
+    { ngx_string("registry_auth_valid"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_registry_loc_conf_t, auth_valid),
+      NULL },
+
+    { ngx_string("registry_auth_realm"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_registry_loc_conf_t, auth_realm),
+      NULL },
+
+    { ngx_string("registry_auth_relay"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_registry_auth_relay,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("registry_cache_header"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -314,6 +338,22 @@ static ngx_http_variable_t  ngx_http_registry_vars[] = {
       ngx_http_registry_tag_variable, 2,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("registry_relay_method"), NULL,
+      ngx_http_registry_auth_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_relay_authorization"), NULL,
+      ngx_http_registry_auth_variable, 1,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_relay_type"), NULL,
+      ngx_http_registry_auth_variable, 2,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_relay_body"), NULL,
+      ngx_http_registry_auth_variable, 3,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("registry_digest_mismatches"), NULL,
       ngx_http_registry_counter_variable,
       offsetof(ngx_http_registry_counters_t, digest_mismatches),
@@ -355,6 +395,11 @@ ngx_http_registry_conf_variable(ngx_http_request_t *r,
     ngx_http_registry_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (ctx == NULL) {
+        /* the token relay's subrequests: the relay's registry */
+        ctx = ngx_http_get_module_ctx(r->main, ngx_http_registry_module);
+    }
 
     if (ctx == NULL || ctx->registry == NULL) {
         v->not_found = 1;
@@ -529,6 +574,12 @@ ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         } else if (ngx_strcmp(value[i].data, "library=off") == 0) {
             reg->library = 0;
 
+        } else if (ngx_strcmp(value[i].data, "auth=client") == 0) {
+            reg->client_auth = 1;
+
+        } else if (ngx_strcmp(value[i].data, "auth=mirror") == 0) {
+            reg->client_auth = 0;
+
         } else if (ngx_strncmp(value[i].data, "credentials=", 12) == 0) {
             file.len = value[i].len - 12;
             file.data = value[i].data + 12;
@@ -679,6 +730,23 @@ ngx_http_registry_redirect_allow(ngx_conf_t *cf, ngx_command_t *cmd,
                                &value[i]);
         }
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/* registry_auth_relay; the location is the token relay */
+
+static char *
+ngx_http_registry_auth_relay(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_registry_loc_conf_t *rlcf = conf;
+
+    if (rlcf->auth_relay != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    rlcf->auth_relay = 1;
 
     return NGX_CONF_OK;
 }
@@ -858,6 +926,8 @@ ngx_http_registry_create_loc_conf(ngx_conf_t *cf)
     rlcf->upstream_errors = NGX_CONF_UNSET;
     rlcf->redirect_http = NGX_CONF_UNSET;
     rlcf->client_credentials = NGX_CONF_UNSET;
+    rlcf->auth_relay = NGX_CONF_UNSET;
+    rlcf->auth_valid = NGX_CONF_UNSET;
     rlcf->redirect_allow = NGX_CONF_UNSET_PTR;
     rlcf->tag_valid = NGX_CONF_UNSET;
     rlcf->digest_valid = NGX_CONF_UNSET;
@@ -895,6 +965,13 @@ ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                          prev->client_credentials, 1);
     ngx_conf_merge_ptr_value(conf->redirect_allow, prev->redirect_allow,
                              NULL);
+    ngx_conf_merge_sec_value(conf->auth_valid, prev->auth_valid, 60);
+    ngx_conf_merge_str_value(conf->auth_realm, prev->auth_realm, "");
+
+    /* a location of its own: not inherited */
+    if (conf->auth_relay == NGX_CONF_UNSET) {
+        conf->auth_relay = 0;
+    }
     ngx_conf_merge_sec_value(conf->tag_valid, prev->tag_valid, 60);
     ngx_conf_merge_sec_value(conf->digest_valid, prev->digest_valid,
                              365 * 24 * 60 * 60);
@@ -962,6 +1039,13 @@ ngx_http_registry_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_registry_answer_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_registry_auth_handler;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
     if (h == NULL) {

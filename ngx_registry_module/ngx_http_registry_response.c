@@ -198,3 +198,31 @@ ngx_http_registry_first_line(ngx_table_elt_t *h, void *data)
 
     return NGX_DONE;
 }
+
+
+/* a header line dropped from what is sent */
+
+ngx_int_t
+ngx_http_registry_hide_line(ngx_table_elt_t *h, void *data)
+{
+    h->hash = 0;
+
+    return NGX_OK;
+}
+
+
+/* the first WWW-Authenticate line of the Bearer scheme */
+
+ngx_int_t
+ngx_http_registry_first_bearer(ngx_table_elt_t *h, void *data)
+{
+    if (h->hash == 0 || h->value.len < 7
+        || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ", 7) != 0)
+    {
+        return NGX_OK;
+    }
+
+    *(ngx_table_elt_t **) data = h;
+
+    return NGX_DONE;
+}

@@ -32,6 +32,8 @@ ngx_int_t ngx_http_registry_set_header(ngx_http_request_t *r, ngx_str_t *key,
 ngx_int_t ngx_http_registry_headers(ngx_list_t *headers, ngx_str_t *name,
     ngx_http_registry_header_pt handler, void *data);
 ngx_int_t ngx_http_registry_first_line(ngx_table_elt_t *h, void *data);
+ngx_int_t ngx_http_registry_first_bearer(ngx_table_elt_t *h, void *data);
+ngx_int_t ngx_http_registry_hide_line(ngx_table_elt_t *h, void *data);
 
 
 static ngx_inline void

@@ -13,6 +13,7 @@
 #include "ngx_http_registry_response.h"
 #include "ngx_http_registry_loop.h"
 #include "ngx_http_registry_tag.h"
+#include "ngx_http_registry_auth.h"
 #include "ngx_http_registry_route.h"
 
 
@@ -56,7 +57,7 @@ ngx_http_registry_handler(ngx_http_request_t *r)
 
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
 
-    if (!rlcf->mirror || r != r->main) {
+    if (!rlcf->mirror || rlcf->auth_relay || r != r->main) {
         return NGX_DECLINED;
     }
 
@@ -103,17 +104,33 @@ ngx_http_registry_handler(ngx_http_request_t *r)
         goto failed;
     }
 
-    if (path.endpoint == NGX_HTTP_REGISTRY_BASE) {
-        err.status = NGX_HTTP_OK;
-        ngx_str_null(&err.code);
-        ngx_str_null(&err.message);
-        return ngx_http_registry_refuse(r, &err);
-    }
-
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_registry_ctx_t));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    if (path.endpoint == NGX_HTTP_REGISTRY_BASE) {
+
+        /* where the server's registry's clients log in, "GET /v2/" says so */
+
+        ctx->login = ngx_http_registry_select(r, &path, &args, ctx, &err);
+
+        if (ctx->login && !ctx->login->client_auth) {
+            ctx->login = NULL;
+        }
+
+        ctx->answer.status = NGX_HTTP_OK;
+        ngx_http_set_ctx(r, ctx, ngx_http_registry_module);
+
+        return NGX_DECLINED;
+    }
+
+    /* the repository as the client wrote it, registry prefix included */
+
+    ctx->client_name.data = path.prefix.len ? path.prefix.data
+                                            : path.name.data;
+    ctx->client_name.len = path.name.data + path.name.len
+                           - ctx->client_name.data;
 
     ctx->registry = ngx_http_registry_select(r, &path, &args, ctx, &err);
     if (ctx->registry == NULL) {
@@ -202,6 +219,11 @@ ngx_http_registry_answer_handler(ngx_http_request_t *r)
 
     if (ctx == NULL || ctx->registry || r != r->main) {
         return NGX_DECLINED;
+    }
+
+    if (ctx->login && ngx_http_registry_auth_base(r) != NGX_OK) {
+        return ngx_http_registry_auth_challenge(r, ctx->login, NULL,
+                                                "authentication required");
     }
 
     if (ctx->answer.status == NGX_HTTP_OK) {

@@ -14,6 +14,7 @@
 #include "ngx_http_registry_response.h"
 #include "ngx_http_registry_history.h"
 #include "ngx_http_registry_target.h"
+#include "ngx_http_registry_auth.h"
 #include "ngx_http_registry_tag.h"
 
 
@@ -191,7 +192,12 @@ ngx_http_registry_tag_route(ngx_http_request_t *r,
         mark->pinned = 1;
     }
 
-    if (e.len) {
+    /*
+     * Credentials the mirror knows nothing fresh of are checked with the
+     * tag itself, whatever the map says: the check's answer decides.
+     */
+
+    if (e.len && ngx_http_registry_auth_known(r, ctx) == NGX_OK) {
         mark->known.data = ngx_pnalloc(r->pool, e.len);
         if (mark->known.data == NULL) {
             return NGX_ERROR;
@@ -426,6 +432,10 @@ ngx_http_registry_tag_checked(ngx_http_request_t *r,
 
     ngx_http_registry_tag_named(r, ctx, &mark->digest);
 
+    /* the tag is there for these credentials, and names this digest */
+
+    ngx_http_registry_auth_named(r, ctx, &mark->digest);
+
     ctx->tag_revalidated = mark->revalidated;
 
     if (r->method == NGX_HTTP_HEAD
@@ -644,7 +654,11 @@ ngx_http_registry_tag_failed(ngx_http_request_t *r,
 {
     ngx_http_registry_tag_entry_t  e;
 
-    if (mark->known.len == 0) {
+    /* credentials nothing fresh is known of get no guess */
+
+    if (mark->known.len == 0
+        || ngx_http_registry_auth_known(r, ctx) != NGX_OK)
+    {
         return NGX_DECLINED;
     }
 
@@ -884,7 +898,9 @@ ngx_http_registry_tag_variable(ngx_http_request_t *r,
     case 0:
         s = r->method_name;
 
-        if (ctx && ctx->tag_state == NGX_HTTP_REGISTRY_TAG_CHECK) {
+        if (ctx && (ctx->tag_state == NGX_HTTP_REGISTRY_TAG_CHECK
+                    || ctx->auth_state == NGX_HTTP_REGISTRY_AUTH_CHECK))
+        {
             ngx_str_set(&s, "HEAD");
         }
 
@@ -892,7 +908,8 @@ ngx_http_registry_tag_variable(ngx_http_request_t *r,
 
     case 1:
         if (ctx && (ctx->tag_state == NGX_HTTP_REGISTRY_TAG_CHECK
-                    || ctx->tag_state == NGX_HTTP_REGISTRY_TAG_FETCH))
+                    || ctx->tag_state == NGX_HTTP_REGISTRY_TAG_FETCH
+                    || ctx->auth_state == NGX_HTTP_REGISTRY_AUTH_CHECK))
         {
             ngx_str_set(&s, "1");
         }

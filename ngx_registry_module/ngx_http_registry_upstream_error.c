@@ -14,6 +14,7 @@
 #include "ngx_http_registry_redirect.h"
 #include "ngx_http_registry_target.h"
 #include "ngx_http_registry_tag.h"
+#include "ngx_http_registry_auth.h"
 #include "ngx_http_registry_upstream_error.h"
 
 
@@ -90,33 +91,6 @@ ngx_http_registry_token_set(ngx_http_request_t *r, ngx_str_t *key,
 
 
 /*
- * The client's own Authorization, when it is the client's business with
- * the upstream: not when the operator's access control has read it
- * (auth_basic in front of the mirror parses it into r->headers_in.user),
- * nor where the operator says credentials are the mirror's
- * (registry_client_credentials off: "satisfy any", auth_request), for
- * those credentials are the operator's and stop here.
- */
-
-ngx_str_t *
-ngx_http_registry_client_credentials(ngx_http_request_t *r)
-{
-    ngx_http_registry_loc_conf_t  *rlcf;
-
-    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
-
-    if (r->headers_in.authorization == NULL
-        || r->headers_in.user.data != NULL
-        || !rlcf->client_credentials)
-    {
-        return NULL;
-    }
-
-    return &r->headers_in.authorization->value;
-}
-
-
-/*
  * What goes upstream as Authorization: the client's own, if it sent one
  * (its business with the upstream), else the mirror's kept token, else
  * none.  Evaluated only when a request goes upstream, so a cache hit never
@@ -154,13 +128,25 @@ ngx_http_registry_authorization_variable(ngx_http_request_t *r,
 }
 
 
-/* "1" when the client's own credentials go upstream: never cached */
+/*
+ * "1" when the client's own credentials go upstream and the answer is
+ * not cached: everywhere but blobs and manifests of a registry whose
+ * clients log in, which the mirror authorises itself (README.md, Edge).
+ */
 
 ngx_int_t
 ngx_http_registry_client_credentials_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    if (ngx_http_registry_client_credentials(r) == NULL) {
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (ngx_http_registry_client_credentials(r) == NULL
+        || (ctx && ctx->registry && ctx->registry->client_auth
+            && (ctx->endpoint == NGX_HTTP_REGISTRY_BLOB
+                || ctx->endpoint == NGX_HTTP_REGISTRY_MANIFEST)))
+    {
         v->not_found = 1;
         return NGX_OK;
     }
@@ -249,6 +235,14 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
         r->err_status = 0;
     }
 
+    /* a request that checks what its credentials may read */
+
+    rc = ngx_http_registry_auth_error(r, ctx);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     /* a tag's check, done or failed, and a digest a tag named, missing */
 
     if (ctx->tag_state != NGX_HTTP_REGISTRY_TAG_NONE
@@ -287,6 +281,16 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
             return ngx_http_registry_too_many(r);
 
         case NGX_HTTP_FORBIDDEN:
+            if (ctx->registry->client_auth
+                && ngx_http_registry_client_credentials(r) == NULL)
+            {
+                /* never 403 before the client has tried credentials */
+                return ngx_http_registry_auth_challenge(r, ctx->registry,
+                                                     &ctx->client_name,
+                                                     "authentication "
+                                                     "required");
+            }
+
             return ngx_http_registry_deny(r, NGX_HTTP_FORBIDDEN, "DENIED",
                                           "the upstream registry refused "
                                           "access");
@@ -373,7 +377,26 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
 
     h = r->headers_out.www_authenticate;
 
-    if (ngx_http_registry_client_credentials(r)) {
+    if (ctx->registry->client_auth) {
+
+        /*
+         * Clients log in: the mirror's own challenge, for credentials
+         * refused (a token expired, tampered with, or for another
+         * scope) and for a request without that the mirror's own access
+         * could not serve.  The mirror's token is tried first.
+         */
+
+        if (ngx_http_registry_client_credentials(r)
+            || ngx_http_registry_retry_token(r)
+            || h == NULL)
+        {
+            return ngx_http_registry_auth_challenge(r, ctx->registry,
+                                                    &ctx->client_name,
+                                                    "authentication "
+                                                    "required");
+        }
+
+    } else if (ngx_http_registry_client_credentials(r)) {
 
         /* the client's own credentials: its business with the upstream */
 

@@ -21,7 +21,6 @@ ngx_int_t ngx_http_registry_token_get(ngx_http_request_t *r, ngx_str_t *key,
     ngx_str_t *token);
 ngx_int_t ngx_http_registry_token_set(ngx_http_request_t *r, ngx_str_t *key,
     ngx_str_t *token, time_t expires);
-ngx_str_t *ngx_http_registry_client_credentials(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_authorization_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 ngx_int_t ngx_http_registry_client_credentials_variable(

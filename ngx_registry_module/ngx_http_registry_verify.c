@@ -11,6 +11,7 @@
 #include "ngx_http_registry.h"
 #include "ngx_http_registry_zone.h"
 #include "ngx_http_registry_manifest.h"
+#include "ngx_http_registry_auth.h"
 #include "ngx_http_registry_verify.h"
 
 
@@ -397,6 +398,12 @@ ngx_http_registry_verify_done(ngx_http_request_t *r,
             && ngx_strncmp(hex, vf->expected.data + alg, p - hex) == 0)
         {
             ctx->verified = 1;
+
+            if (vf->body) {
+                /* what it lists belongs to its repository */
+                ngx_http_registry_auth_manifest(r, ctx, vf->body, vf->len);
+            }
+
             return NGX_OK;
         }
 
