@@ -309,14 +309,17 @@ subtest 'point 5: a private entry, however it is asked for' => sub {
     ok($r->{status} == 401 || $r->{status} == 403,
        "bob via other.test team-a A: refused ($r->{status})");
     refused($r, $r->{status}, undef, 'bob via other.test team-a A');
-    ok(index($r->{raw}, substr($blob_a // 'x', 20, 32)) < 0,
+    ok(index($r->{raw}, substr($blob_a // (q{x} x 64), 20, 32)) < 0,
        '... not a byte of A');
 
     # the upstream was asked, never for A's bytes
     Edge::mark($e);
     my @up = Edge::upstream_since($e, $m);
-    is(scalar(grep { /^GET .*blobs\/\Q$A\E/ } @up), 0,
-       'nobody\'s request fetched A upstream again');
+    # (other.test, without auth=client, sends bob's own token upstream
+    # as today: the registry refuses A under public/app; only team-a/app
+    # would hand it out)
+    is(scalar(grep { m{^GET /v2/team-a/app/blobs/\Q$A\E} } @up), 0,
+       'nobody\'s request fetched A from team-a/app upstream again');
     ok(scalar(grep { $_ eq "HEAD /v2/public/app/blobs/$A" } @up),
        'anonymous public/app A was checked with a HEAD upstream')
         or diag explain \@up;
@@ -373,7 +376,8 @@ subtest 'point 7: wrong, expired, tampered and revoked credentials' => sub {
 
     # tampered: one character of alice's payload flipped; bob's token
     # with a payload that grants team-a/app
-    my ($h, $pl, $sig) = split /\./, $alice;
+    my ($h, $pl, $sig) = split /\./, $alice // q{..};
+    $pl //= q{};
     my $i = int(length($pl) / 2);
     my $c = substr($pl, $i, 1) eq q{A} ? q{B} : q{A};
     my $flipped = join '.', $h, substr($pl, 0, $i) . $c
