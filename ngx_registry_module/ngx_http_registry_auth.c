@@ -79,6 +79,7 @@ typedef struct {
     ngx_http_request_t        *sr;
     ngx_uint_t                 status;
     ngx_buf_t                 *answer;
+    ngx_str_t                  basic;       /* the realm's challenge */
     unsigned                   post:1;
     unsigned                   read:1;
     unsigned                   parsed:1;
@@ -310,6 +311,23 @@ ngx_http_registry_auth_handler(ngx_http_request_t *r)
         return NGX_DONE;
     }
 
+    /*
+     * Credentials nothing fresh is known of, in a JWT past its own "exp":
+     * refused here (registries allow a minute's leeway, so the check
+     * upstream could still pass).  A claim the client could have forged
+     * can only shorten what its holder gets.
+     */
+
+    if (rc != NGX_OK
+        && ngx_http_registry_auth_expires(r,
+                                   ngx_http_registry_client_credentials(r))
+           <= ngx_time())
+    {
+        return ngx_http_registry_auth_challenge(r, ctx->registry,
+                                                &ctx->client_name,
+                                                "the token has expired");
+    }
+
     /* a tag: its digest is the tag map's word, or the check's */
 
     if (ctx->tag.len) {
@@ -359,6 +377,10 @@ ngx_http_registry_auth_filter(ngx_http_request_t *r,
     if (!r->cached) {
 
         if (ctx->auth_state == NGX_HTTP_REGISTRY_AUTH_CHECK) {
+
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "registry: access check answered %ui, mark %p",
+                           u->headers_in.status_n, mark);
 
             if (u->headers_in.status_n != NGX_HTTP_OK || mark == NULL) {
                 return NGX_DECLINED;
@@ -1358,6 +1380,7 @@ ngx_http_registry_relay_start(ngx_http_request_t *r, ngx_str_t *uri,
 static ngx_int_t
 ngx_http_registry_relay_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 {
+    ngx_table_elt_t            *h;
     ngx_connection_t           *c;
     ngx_http_registry_relay_t  *rl = data;
 
@@ -1387,6 +1410,22 @@ ngx_http_registry_relay_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 
     rl->status = r->headers_out.status;
     rl->answer = r->out ? r->out->buf : NULL;
+
+    /* a refused login: the realm's Basic challenge goes back with it */
+
+    h = NULL;
+
+    if (rl->status == NGX_HTTP_UNAUTHORIZED
+        && ngx_http_registry_headers(&r->headers_out.headers,
+                                     &ngx_http_registry_www_authenticate,
+                                     ngx_http_registry_first_basic, &h)
+           == NGX_DONE)
+    {
+        rl->basic.data = ngx_pstrdup(r->main->pool, &h->value);
+        if (rl->basic.data) {
+            rl->basic.len = h->value.len;
+        }
+    }
 
     return rc;
 }
@@ -1429,7 +1468,8 @@ static ngx_int_t
 ngx_http_registry_relay_answer(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_relay_t *rl)
 {
-    ngx_str_t  body;
+    ngx_str_t         body;
+    ngx_table_elt_t  *h;
 
     if (rl->failed || rl->status == 0) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -1451,6 +1491,21 @@ ngx_http_registry_relay_answer(ngx_http_request_t *r,
 
     if (rl->status == NGX_HTTP_OK) {
         ngx_http_registry_relay_grants(r, rl, &body);
+    }
+
+    if (rl->basic.len) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        h->key = ngx_http_registry_www_authenticate;
+        h->value = rl->basic;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+        r->headers_out.www_authenticate = h;
     }
 
     ngx_http_finalize_request(r, ngx_http_registry_send(r, rl->status,
@@ -2104,6 +2159,9 @@ ngx_http_registry_auth_again(ngx_http_request_t *r,
         return NGX_DONE;
     }
 
+    /* a pass that was a cache hit leaves its mark: the next is new */
+    r->cached = 0;
+
     (void) ngx_http_internal_redirect(r, &mark->uri, &mark->args);
     ngx_http_finalize_request(r, NGX_DONE);
 
@@ -2150,10 +2208,18 @@ ngx_http_registry_auth_mark_add(ngx_http_request_t *r)
 }
 
 
+/*
+ * The handler is the mark's name: it must not be empty, for gcc's -O2
+ * folds identical functions into one (-fipa-icf), and an empty one would
+ * share its address with the token retry's empty marker.
+ */
+
 static void
 ngx_http_registry_auth_cleanup(void *data)
 {
-    /* a marker: what this request decided about its credentials */
+    ngx_http_registry_auth_mark_t  *mark = data;
+
+    mark->next = 0;
 }
 
 

@@ -123,7 +123,7 @@ ngx_http_registry_send(ngx_http_request_t *r, ngx_uint_t status,
 
     b->pos = body->data;
     b->last = body->data + body->len;
-    b->memory = 1;
+    b->memory = body->len ? 1 : 0;
     b->last_buf = 1;
     b->last_in_chain = 1;
 
@@ -218,6 +218,23 @@ ngx_http_registry_first_bearer(ngx_table_elt_t *h, void *data)
 {
     if (h->hash == 0 || h->value.len < 7
         || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ", 7) != 0)
+    {
+        return NGX_OK;
+    }
+
+    *(ngx_table_elt_t **) data = h;
+
+    return NGX_DONE;
+}
+
+
+/* the first WWW-Authenticate line of the Basic scheme */
+
+ngx_int_t
+ngx_http_registry_first_basic(ngx_table_elt_t *h, void *data)
+{
+    if (h->hash == 0 || h->value.len < 6
+        || ngx_strncasecmp(h->value.data, (u_char *) "Basic ", 6) != 0)
     {
         return NGX_OK;
     }
