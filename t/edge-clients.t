@@ -166,14 +166,14 @@ SKIP: {
 
     my @all = mirror_log();
     my @sent = @all[@before .. $#all];
-    ok(grep({ m{^GET /_registry/auth\?account=alice&service=\S+ 200} }
+    ok(grep({ m{^GET /_registry/auth\?account=alice&service=\S+ 200 Basic } }
             @sent),
        'skopeo login: GET of the relay with account=, no scope')
         or diag(join "\n", @sent);
-    ok(grep({ m{^GET /_registry/auth\?account=alice&scope=repository%3Ateam-a%2Fapp%3Apull&service=\S+ 200} }
+    ok(grep({ m{^GET /_registry/auth\?account=alice&scope=repository%3Ateam-a%2Fapp%3Apull&service=\S+ 200 Basic } }
             @sent),
        'skopeo copy: GET of the relay with account= and the scope');
-    ok(grep({ m{^GET /v2/team-a/app/manifests/1 200} } @sent),
+    ok(grep({ m{^GET /v2/team-a/app/manifests/1 200 Bearer } } @sent),
        'skopeo copy: GET of the manifest by tag');
 }
 
@@ -288,11 +288,13 @@ EOF
 
     my @all = mirror_log();
     my @sent = @all[@before .. $#all];
-    ok(grep({ m{^POST /_registry/auth } } @sent),
-       'ctr: the OAuth2 POST to the relay first')
+    like($sent[0] // '', qr{^HEAD /v2/team-a/app/manifests/1 401 - },
+         'ctr: first a HEAD of the tag without credentials, no /v2/ ping')
         or diag(join "\n", @sent);
-    ok(grep({ m{^HEAD /v2/team-a/app/manifests/1 } } @sent),
-       'ctr: HEAD of the tag');
+    like($sent[1] // '', qr{^POST /_registry/auth \d+ - "application/x-www-form-urlencoded},
+         'ctr: then the OAuth2 POST form to the relay, no Authorization');
+    ok(grep({ m{^HEAD /v2/team-a/app/manifests/1 200 Bearer } } @sent),
+       'ctr: HEAD of the tag with the Bearer: 200');
     stop($cd);
 }
 
@@ -377,8 +379,12 @@ EOF
     my $mirror = start_nginx(ports => [$mport],
                              ca => slurp($SYSTEM_CA) . slurp($ca->{crt}),
                              http => <<"EOF");
+    map \$http_authorization \$auth_scheme {
+        "~^(?<auth_kind>[A-Za-z]+) "  \$auth_kind;
+        default                       -;
+    }
     log_format clients '\$request_method \$request_uri \$status '
-                       '"\$content_type"';
+                       '\$auth_scheme "\$content_type"';
     limit_req_zone \$binary_remote_addr zone=registry_login:1m rate=30r/m;
     registry_redirect_allow 127.0.0.1/32;
     registry_redirect_http on;
