@@ -147,7 +147,7 @@ SKIP: {
     ok(!$ok, 'skopeo: bob cannot copy team-a/app:1');
     like($out, qr/denied|unauthorized|authentication required/i,
          '... refused by the mirror') or diag $out;
-    ok(!-e "$c/bob/index.json" || slurp("$c/bob/index.json") !~ /manifests"\s*:\s*\[\s*\{/,
+    ok(slurp("$c/bob/index.json") !~ /"manifests"\s*:\s*\[\s*\{/,
        '... and nothing of it was written');
     ($ok, $out) = run_env(\%env, @sk, 'copy', '--src-cert-dir', "$c/certs",
                           '--src-authfile', "$c/bob.json",
@@ -207,7 +207,6 @@ SKIP: {
     like($out, qr/denied|unauthorized|authentication required/i,
          '... refused by the mirror') or diag $out;
 
-    my @before = registry_requests($reg);
     ($ok, $out) = run_env(\%env, @pod, 'login', @tls, '--authfile',
                           "$c/alice.json", '-u', 'alice', '-p', 'alice-pw',
                           $m);
