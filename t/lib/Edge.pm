@@ -53,8 +53,8 @@ package Edge;
 # $e->{private_blob_b} = B (only in team-b), $e->{public_blob} = P.
 #
 # Options: auth_valid ("2s": registry_auth_valid; default: none, the
-# module's own), auth_realm (registry_auth_realm), login_rate ("30r/m")
-# and login_burst (10) of the relay's limit_req, short_life (3), no_mirror.
+# module's own), auth_realm (registry_auth_realm), login_rate ("120r/m")
+# and login_burst (60) of the relay's limit_req, short_life (3), no_mirror.
 #
 # Helpers (all take $e first):
 #   mirror(%opt)           another mirror on the same upstream, same options
@@ -272,8 +272,8 @@ sub mirror {
     my ($crt, $key) = @{ $e->{mirror_cert} };
     my $valid = $o{auth_valid} ? "registry_auth_valid $o{auth_valid};" : '';
     my $realm = $o{auth_realm} ? "registry_auth_realm $o{auth_realm};" : '';
-    my $rate = $o{login_rate} // '30r/m';
-    my $burst = $o{login_burst} // 10;
+    my $rate = $o{login_rate} // '120r/m';
+    my $burst = $o{login_burst} // 60;
     my $m = start_nginx(ports => [$mport],
                         ca => slurp($SYSTEM_CA) . slurp($e->{ca}{crt}),
                         http => <<"EOF");
