@@ -331,6 +331,10 @@ ngx_http_registry_auth_handler(ngx_http_request_t *r)
     /* a tag: its digest is the tag map's word, or the check's */
 
     if (ctx->tag.len) {
+        if (rc == NGX_OK && ctx->resolved.len) {
+            ctx->auth_state = NGX_HTTP_REGISTRY_AUTH_PROVED;
+        }
+
         return NGX_DECLINED;
     }
 
@@ -339,6 +343,8 @@ ngx_http_registry_auth_handler(ngx_http_request_t *r)
                                          &ctx->reference)
            == NGX_OK)
     {
+        /* known for this pass: the filter need not look again */
+        ctx->auth_state = NGX_HTTP_REGISTRY_AUTH_PROVED;
         return NGX_DECLINED;
     }
 
@@ -1839,6 +1845,15 @@ ngx_http_registry_auth_proved(ngx_http_request_t *r,
 
     if (!ctx->digest && ctx->resolved.len == 0) {
         return NGX_DECLINED;
+    }
+
+    /* this pass's credentials checked in the precontent phase */
+
+    if (ctx->auth_state == NGX_HTTP_REGISTRY_AUTH_PROVED
+        && ngx_http_registry_client_credentials(r)
+        && ctx->registry->client_auth)
+    {
+        return NGX_OK;
     }
 
     if (mark && mark->state == NGX_HTTP_REGISTRY_AUTH_PROVED
