@@ -119,4 +119,28 @@ typedef struct {
 extern ngx_module_t  ngx_http_registry_module;
 
 
+/* a registry by the name clients know it by (any case) */
+
+static ngx_inline ngx_http_registry_t *
+ngx_http_registry_lookup(ngx_http_registry_main_conf_t *rmcf,
+    ngx_str_t *name)
+{
+    ngx_uint_t            i;
+    ngx_http_registry_t  *reg;
+
+    reg = rmcf->registries.elts;
+
+    for (i = 0; i < rmcf->registries.nelts; i++) {
+        if (reg[i].name.len == name->len
+            && ngx_strncasecmp(reg[i].name.data, name->data, name->len) == 0)
+        {
+            return &reg[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+
 #endif /* _NGX_HTTP_REGISTRY_H_INCLUDED_ */

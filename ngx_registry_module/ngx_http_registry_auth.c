@@ -59,6 +59,10 @@
 #define NGX_HTTP_REGISTRY_AUTH_VALUE     4096
 #define NGX_HTTP_REGISTRY_RELAY_BODY     8192
 
+/* "registry:private:" and 16 hex digits of the upstream's sha256 */
+#define NGX_HTTP_REGISTRY_AUTH_MARK      17
+#define NGX_HTTP_REGISTRY_AUTH_MARK_LEN  (NGX_HTTP_REGISTRY_AUTH_MARK + 16)
+
 
 typedef struct {
     ngx_uint_t                 state;
@@ -91,6 +95,7 @@ typedef struct {
 typedef struct {
     u_char                    *pos;
     u_char                    *end;
+    ngx_str_t                  requested;
 } ngx_http_registry_auth_names_t;
 
 
@@ -122,7 +127,10 @@ static ngx_int_t ngx_http_registry_auth_collect(ngx_str_t *name, void *data);
 static ngx_int_t ngx_http_registry_auth_nothing(ngx_str_t *name, void *data);
 static ngx_int_t ngx_http_registry_auth_member_add(ngx_str_t *digest,
     void *data);
-static ngx_uint_t ngx_http_registry_auth_private(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_registry_auth_private(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static void ngx_http_registry_auth_private_mark(ngx_http_registry_t *reg,
+    u_char *buf);
 static time_t ngx_http_registry_auth_expires(ngx_http_request_t *r,
     ngx_str_t *credentials);
 static ngx_int_t ngx_http_registry_auth_realm(ngx_http_request_t *r,
@@ -148,17 +156,15 @@ static ngx_int_t ngx_http_registry_probe_done(ngx_http_request_t *r,
 static ngx_int_t ngx_http_registry_relay_answer(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_relay_t *rl);
 static void ngx_http_registry_relay_grants(ngx_http_request_t *r,
-    ngx_http_registry_relay_t *rl, ngx_str_t *body);
+    ngx_http_registry_t *reg, ngx_http_registry_relay_t *rl,
+    ngx_str_t *body);
 static ngx_int_t ngx_http_registry_relay_finish(ngx_http_request_t *r,
     ngx_uint_t status, char *code, char *message);
 static ngx_int_t ngx_http_registry_auth_unescape(ngx_pool_t *pool,
     ngx_str_t *raw, ngx_str_t *value);
 static ngx_int_t ngx_http_registry_auth_raw(ngx_str_t *value);
-static ngx_http_registry_t *ngx_http_registry_auth_lookup(
-    ngx_http_request_t *r, ngx_str_t *name);
 
 
-static ngx_str_t  ngx_http_registry_private = ngx_string("registry:private");
 static ngx_str_t  ngx_http_registry_www_authenticate =
     ngx_string("WWW-Authenticate");
 static ngx_str_t  ngx_http_registry_probe_uri =
@@ -373,6 +379,7 @@ ngx_http_registry_auth_filter(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     ngx_str_t                      *digest;
+    ngx_uint_t                      private;
     ngx_table_elt_t                *etag;
     ngx_http_upstream_t            *u;
     ngx_http_registry_auth_mark_t  *mark;
@@ -431,7 +438,15 @@ ngx_http_registry_auth_filter(ngx_http_request_t *r,
                 return NGX_ERROR;
             }
 
-            etag->value = ngx_http_registry_private;
+            etag->value.data = ngx_pnalloc(r->pool,
+                                           NGX_HTTP_REGISTRY_AUTH_MARK_LEN);
+            if (etag->value.data == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_http_registry_auth_private_mark(ctx->registry,
+                                                etag->value.data);
+            etag->value.len = NGX_HTTP_REGISTRY_AUTH_MARK_LEN;
             u->headers_in.etag = etag;
 
             if (ctx->registry->client_auth && ctx->digest) {
@@ -448,13 +463,14 @@ ngx_http_registry_auth_filter(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (!ngx_http_registry_auth_private(r)
-        || ngx_http_registry_auth_proved(r, ctx, mark) == NGX_OK)
+    private = ngx_http_registry_auth_private(r, ctx);
+
+    if (private == 0
+        || (private == 1
+            && ngx_http_registry_auth_proved(r, ctx, mark) == NGX_OK))
     {
         return NGX_DECLINED;
     }
-
-    /* a private entry nobody has checked for this request: check first */
 
     if (mark == NULL) {
         mark = ngx_http_registry_auth_mark_add(r);
@@ -462,6 +478,30 @@ ngx_http_registry_auth_filter(ngx_http_request_t *r,
             return NGX_ERROR;
         }
     }
+
+    /*
+     * Filled privately from another upstream: no answer of this one
+     * without a body (a HEAD, a tag's digest) proves anything about it.
+     * The request fetches it from its own upstream instead, verified, and
+     * what it fetches replaces the entry.
+     */
+
+    if (private == 2) {
+        if (mark->state == NGX_HTTP_REGISTRY_AUTH_REFILL) {
+            return NGX_HTTP_FORBIDDEN;
+        }
+
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "registry: private entry of another upstream, "
+                       "fetched again");
+
+        mark->state = NGX_HTTP_REGISTRY_AUTH_REFILL;
+        mark->next = 1;
+
+        return NGX_HTTP_REGISTRY_AUTH_NEXT;
+    }
+
+    /* a private entry nobody has checked for this request: check first */
 
     if (mark->state == NGX_HTTP_REGISTRY_AUTH_CHECK) {
         /* checked already and still not proved: not served */
@@ -642,10 +682,9 @@ ngx_http_registry_auth_challenge(ngx_http_request_t *r,
  */
 
 ngx_int_t
-ngx_http_registry_auth_base(ngx_http_request_t *r)
+ngx_http_registry_auth_base(ngx_http_request_t *r, ngx_http_registry_t *reg)
 {
     ngx_str_t   principal, key, value;
-    u_char      buf[2 + NGX_HTTP_REGISTRY_AUTH_HASH];
 
     if (ngx_http_registry_client_credentials(r) == NULL
         || ngx_http_registry_auth_principal(r, &principal) != NGX_OK)
@@ -653,8 +692,13 @@ ngx_http_registry_auth_base(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    key.data = buf;
-    key.len = ngx_sprintf(buf, "G %V", &principal) - buf;
+    key.data = ngx_pnalloc(r->pool, 3 + principal.len + reg->name.len);
+    if (key.data == NULL) {
+        return NGX_DECLINED;
+    }
+
+    key.len = ngx_sprintf(key.data, "G %V %V", &principal, &reg->name)
+              - key.data;
 
     return ngx_http_registry_auth_get(r, &key, &value);
 }
@@ -914,6 +958,7 @@ ngx_http_registry_relay_parse(ngx_http_request_t *r,
     ngx_uint_t                      i;
     ngx_array_t                     scopes, pass;
     ngx_http_registry_loc_conf_t   *rlcf;
+    ngx_http_registry_main_conf_t  *rmcf;
 
     static char  *get_args[] = { "account", "client_id", "offline_token",
                                  NULL };
@@ -922,6 +967,7 @@ ngx_http_registry_relay_parse(ngx_http_request_t *r,
                                   "access_type", NULL };
 
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_registry_module);
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
     if (rl->post) {
         if (r->request_body == NULL || r->request_body->bufs == NULL) {
@@ -1024,7 +1070,7 @@ ngx_http_registry_relay_parse(ngx_http_request_t *r,
     }
 
     if (service.len) {
-        ctx->registry = ngx_http_registry_auth_lookup(r, &service);
+        ctx->registry = ngx_http_registry_lookup(rmcf, &service);
 
     } else {
         ctx->registry = rlcf->default_registry;
@@ -1102,9 +1148,11 @@ ngx_http_registry_relay_scopes(ngx_http_request_t *r,
     ngx_uint_t                      pull;
     ngx_http_registry_ctx_t        *ctx;
     ngx_http_registry_relay_t      *rl;
+    ngx_http_registry_main_conf_t  *rmcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
     rl = ctx->relay;
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
     last = value->data + value->len;
 
@@ -1133,7 +1181,7 @@ ngx_http_registry_relay_scopes(ngx_http_request_t *r,
                  || (first.len == 9
                      && ngx_strncmp(first.data, "localhost", 9) == 0)))
             {
-                if (ngx_http_registry_auth_lookup(r, &first) != reg) {
+                if (ngx_http_registry_lookup(rmcf, &first) != reg) {
                     continue;
                 }
 
@@ -1386,24 +1434,19 @@ ngx_http_registry_relay_start(ngx_http_request_t *r, ngx_str_t *uri,
 static ngx_int_t
 ngx_http_registry_relay_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 {
+    ngx_uint_t                  failed;
     ngx_table_elt_t            *h;
-    ngx_connection_t           *c;
     ngx_http_registry_relay_t  *rl = data;
 
-    c = r->connection;
+    failed = 0;
+    rc = ngx_http_registry_subrequest_done(r, rc, &failed);
 
-    if (rc == NGX_ERROR || c->error) {
+    if (failed) {
         rl->failed = 1;
 
-        if (c->error
-            && (c->timedout || c->read->eof || c->read->error
-                || c->write->eof || c->write->error))
-        {
+        if (r->connection->error) {
             return rc;
         }
-
-        c->error = 0;
-        rc = NGX_OK;
     }
 
     rl->done = 1;
@@ -1496,7 +1539,7 @@ ngx_http_registry_relay_answer(ngx_http_request_t *r,
     }
 
     if (rl->status == NGX_HTTP_OK) {
-        ngx_http_registry_relay_grants(r, rl, &body);
+        ngx_http_registry_relay_grants(r, ctx->registry, rl, &body);
     }
 
     if (rl->basic.len) {
@@ -1529,7 +1572,8 @@ ngx_http_registry_relay_answer(ngx_http_request_t *r,
 
 static void
 ngx_http_registry_relay_grants(ngx_http_request_t *r,
-    ngx_http_registry_relay_t *rl, ngx_str_t *body)
+    ngx_http_registry_t *reg, ngx_http_registry_relay_t *rl,
+    ngx_str_t *body)
 {
     u_char                          *p, *buf;
     time_t                           exp, expires_in, expires;
@@ -1560,6 +1604,7 @@ ngx_http_registry_relay_grants(ngx_http_request_t *r,
 
     names.pos = buf + token.len;
     names.end = buf + 2 * token.len;
+    names.requested = rl->requested;
 
     if (ngx_http_registry_jwt_grants(token.data, token.len, buf, &exp,
                                      ngx_http_registry_auth_collect, &names)
@@ -1600,13 +1645,16 @@ ngx_http_registry_relay_grants(ngx_http_request_t *r,
     ngx_sprintf(bearer.data, "Bearer %V", &token);
     ngx_http_registry_auth_hash(bearer.data, bearer.len, hex);
 
-    key.len = 2 + NGX_HTTP_REGISTRY_AUTH_HASH;
+    /* a token's grants count for the registry whose realm issued it */
+
+    key.len = 3 + NGX_HTTP_REGISTRY_AUTH_HASH + reg->name.len;
     key.data = ngx_pnalloc(r->pool, key.len);
     if (key.data == NULL) {
         return;
     }
 
-    ngx_sprintf(key.data, "G %*s", (size_t) NGX_HTTP_REGISTRY_AUTH_HASH, hex);
+    ngx_sprintf(key.data, "G %*s %V", (size_t) NGX_HTTP_REGISTRY_AUTH_HASH,
+                hex, &reg->name);
 
     if (ngx_http_registry_auth_set(r, &key, &value, expires) != NGX_OK) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -1634,7 +1682,11 @@ ngx_http_registry_auth_collect(ngx_str_t *name, void *data)
 {
     ngx_http_registry_auth_names_t  *names = data;
 
-    if ((size_t) (names->end - names->pos) < name->len + 1) {
+    /* what the relay asked for only: a realm's word on nothing else */
+
+    if ((size_t) (names->end - names->pos) < name->len + 1
+        || ngx_http_registry_auth_listed(&names->requested, name) != NGX_OK)
+    {
         return NGX_OK;
     }
 
@@ -1767,7 +1819,8 @@ ngx_http_registry_auth_allowed(ngx_http_request_t *r,
     if (principal->len == NGX_HTTP_REGISTRY_AUTH_HASH
         && ctx->registry->client_auth)
     {
-        key.len = ngx_sprintf(p, "G %V", principal) - p;
+        key.len = ngx_sprintf(p, "G %V %V", principal, &ctx->registry->name)
+                  - p;
 
         if (ngx_http_registry_auth_get(r, &key, &value) == NGX_OK) {
             nl = ngx_strlchr(value.data, value.data + value.len, '\n');
@@ -1878,18 +1931,57 @@ ngx_http_registry_auth_proved(ngx_http_request_t *r,
 }
 
 
+/*
+ * 0: a shared entry; 1: private, filled from this registry's upstream;
+ * 2: private, filled from another (or marked in a way this mirror does
+ * not know: taken as another's).
+ */
+
 static ngx_uint_t
-ngx_http_registry_auth_private(ngx_http_request_t *r)
+ngx_http_registry_auth_private(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
 {
 #if (NGX_HTTP_CACHE)
-    return r->cache
-           && r->cache->etag.len == ngx_http_registry_private.len
-           && ngx_strncmp(r->cache->etag.data, ngx_http_registry_private.data,
-                          ngx_http_registry_private.len)
-              == 0;
+    u_char  own[NGX_HTTP_REGISTRY_AUTH_MARK_LEN];
+
+    if (r->cache == NULL
+        || r->cache->etag.len < NGX_HTTP_REGISTRY_AUTH_MARK
+        || ngx_strncmp(r->cache->etag.data, "registry:private",
+                       NGX_HTTP_REGISTRY_AUTH_MARK - 1)
+           != 0)
+    {
+        return 0;
+    }
+
+    ngx_http_registry_auth_private_mark(ctx->registry, own);
+
+    return (r->cache->etag.len == NGX_HTTP_REGISTRY_AUTH_MARK_LEN
+            && ngx_strncmp(r->cache->etag.data, own,
+                           NGX_HTTP_REGISTRY_AUTH_MARK_LEN)
+               == 0)
+           ? 1 : 2;
 #else
     return 0;
 #endif
+}
+
+
+/*
+ * The private mark names the upstream the fill came from (a hash: the
+ * cache file keeps 128 bytes of it at most), for registries of the same
+ * upstream under several names share what it says.
+ */
+
+static void
+ngx_http_registry_auth_private_mark(ngx_http_registry_t *reg, u_char *buf)
+{
+    u_char  hex[NGX_HTTP_REGISTRY_AUTH_HASH];
+
+    ngx_http_registry_auth_hash(reg->upstream.data, reg->upstream.len, hex);
+
+    buf = ngx_cpymem(buf, "registry:private:", NGX_HTTP_REGISTRY_AUTH_MARK);
+    ngx_memcpy(buf, hex, NGX_HTTP_REGISTRY_AUTH_MARK_LEN
+                         - NGX_HTTP_REGISTRY_AUTH_MARK);
 }
 
 
@@ -2237,26 +2329,3 @@ ngx_http_registry_auth_cleanup(void *data)
     mark->next = 0;
 }
 
-
-/* a registry by the name clients know it by */
-
-static ngx_http_registry_t *
-ngx_http_registry_auth_lookup(ngx_http_request_t *r, ngx_str_t *name)
-{
-    ngx_uint_t                      i;
-    ngx_http_registry_t            *reg;
-    ngx_http_registry_main_conf_t  *rmcf;
-
-    rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
-    reg = rmcf->registries.elts;
-
-    for (i = 0; i < rmcf->registries.nelts; i++) {
-        if (reg[i].name.len == name->len
-            && ngx_strncasecmp(reg[i].name.data, name->data, name->len) == 0)
-        {
-            return &reg[i];
-        }
-    }
-
-    return NULL;
-}

@@ -20,6 +20,8 @@
 #define NGX_HTTP_REGISTRY_AUTH_CHECK    1   /* HEAD upstream, its own
                                                credentials */
 #define NGX_HTTP_REGISTRY_AUTH_PROVED   2   /* checked by this request */
+#define NGX_HTTP_REGISTRY_AUTH_REFILL   3   /* another upstream's private
+                                               entry: fetched again */
 
 /* the status a check ends with when the request runs again */
 
@@ -42,7 +44,8 @@ ngx_int_t ngx_http_registry_auth_error(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 ngx_int_t ngx_http_registry_auth_challenge(ngx_http_request_t *r,
     ngx_http_registry_t *reg, ngx_str_t *name, char *message);
-ngx_int_t ngx_http_registry_auth_base(ngx_http_request_t *r);
+ngx_int_t ngx_http_registry_auth_base(ngx_http_request_t *r,
+    ngx_http_registry_t *reg);
 ngx_int_t ngx_http_registry_auth_relay_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_auth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);

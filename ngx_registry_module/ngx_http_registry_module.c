@@ -338,6 +338,10 @@ static ngx_http_variable_t  ngx_http_registry_vars[] = {
       ngx_http_registry_tag_variable, 2,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("registry_refill"), NULL,
+      ngx_http_registry_tag_variable, 3,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("registry_relay_method"), NULL,
       ngx_http_registry_auth_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },

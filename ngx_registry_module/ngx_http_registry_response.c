@@ -243,3 +243,41 @@ ngx_http_registry_first_basic(ngx_table_elt_t *h, void *data)
 
     return NGX_DONE;
 }
+
+
+/*
+ * An in-memory subrequest that failed on the way (an answer larger than
+ * subrequest_output_buffer_size, a connection lost mid-answer) would end
+ * the client's request with it, unanswered: *failed is set, and unless
+ * the client's side itself failed (closed, errored, timed out) the mark
+ * nginx put on the client's connection for it is lifted (an answer too
+ * big for the buffer marks it failed, as ngx_http_output_filter does for
+ * any filter's NGX_ERROR, although nothing was written to it).  Returns
+ * what the post-subrequest handler returns.
+ */
+
+ngx_int_t
+ngx_http_registry_subrequest_done(ngx_http_request_t *r, ngx_int_t rc,
+    ngx_uint_t *failed)
+{
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    if (rc != NGX_ERROR && !c->error) {
+        return rc;
+    }
+
+    *failed = 1;
+
+    if (c->error
+        && (c->timedout || c->read->eof || c->read->error
+            || c->write->eof || c->write->error))
+    {
+        return rc;
+    }
+
+    c->error = 0;
+
+    return NGX_OK;
+}

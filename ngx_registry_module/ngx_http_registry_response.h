@@ -34,6 +34,8 @@ ngx_int_t ngx_http_registry_headers(ngx_list_t *headers, ngx_str_t *name,
 ngx_int_t ngx_http_registry_first_line(ngx_table_elt_t *h, void *data);
 ngx_int_t ngx_http_registry_first_bearer(ngx_table_elt_t *h, void *data);
 ngx_int_t ngx_http_registry_first_basic(ngx_table_elt_t *h, void *data);
+ngx_int_t ngx_http_registry_subrequest_done(ngx_http_request_t *r,
+    ngx_int_t rc, ngx_uint_t *failed);
 ngx_int_t ngx_http_registry_hide_line(ngx_table_elt_t *h, void *data);
 
 

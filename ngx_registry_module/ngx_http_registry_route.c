@@ -221,7 +221,7 @@ ngx_http_registry_answer_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    if (ctx->login && ngx_http_registry_auth_base(r) != NGX_OK) {
+    if (ctx->login && ngx_http_registry_auth_base(r, ctx->login) != NGX_OK) {
         return ngx_http_registry_auth_challenge(r, ctx->login, NULL,
                                                 "authentication required");
     }
@@ -307,27 +307,6 @@ found:
     }
 
     return reg;
-}
-
-
-ngx_http_registry_t *
-ngx_http_registry_lookup(ngx_http_registry_main_conf_t *rmcf,
-    ngx_str_t *name)
-{
-    ngx_uint_t            i;
-    ngx_http_registry_t  *reg;
-
-    reg = rmcf->registries.elts;
-
-    for (i = 0; i < rmcf->registries.nelts; i++) {
-        if (reg[i].name.len == name->len
-            && ngx_strncasecmp(reg[i].name.data, name->data, name->len) == 0)
-        {
-            return &reg[i];
-        }
-    }
-
-    return NULL;
 }
 
 

@@ -16,8 +16,6 @@
 
 ngx_int_t ngx_http_registry_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_answer_handler(ngx_http_request_t *r);
-ngx_http_registry_t *ngx_http_registry_lookup(
-    ngx_http_registry_main_conf_t *rmcf, ngx_str_t *name);
 
 
 #endif /* _NGX_HTTP_REGISTRY_ROUTE_H_INCLUDED_ */

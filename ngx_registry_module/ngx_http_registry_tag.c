@@ -879,7 +879,9 @@ ngx_http_registry_tag_log_handler(ngx_http_request_t *r)
  * $registry_method: HEAD while the tag is checked, else the client's;
  * $registry_tag_check: "1" while the answer is the tag's, not a digest's
  * (neither stored nor taken from the cache); $registry_digest: the digest
- * a manifest was answered with.
+ * a manifest was answered with; $registry_refill: "1" while another
+ * upstream's private entry is fetched again (not taken from the cache,
+ * stored).
  */
 
 ngx_int_t
@@ -911,6 +913,13 @@ ngx_http_registry_tag_variable(ngx_http_request_t *r,
                     || ctx->tag_state == NGX_HTTP_REGISTRY_TAG_FETCH
                     || ctx->auth_state == NGX_HTTP_REGISTRY_AUTH_CHECK))
         {
+            ngx_str_set(&s, "1");
+        }
+
+        break;
+
+    case 3:
+        if (ctx && ctx->auth_state == NGX_HTTP_REGISTRY_AUTH_REFILL) {
             ngx_str_set(&s, "1");
         }
 

@@ -565,23 +565,18 @@ fetch:
 static ngx_int_t
 ngx_http_registry_token_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 {
-    ngx_connection_t         *c;
+    ngx_uint_t                failed;
     ngx_http_registry_ctx_t  *ctx = data;
 
-    c = r->connection;
+    failed = 0;
+    rc = ngx_http_registry_subrequest_done(r, rc, &failed);
 
-    if (rc == NGX_ERROR || c->error) {
+    if (failed) {
         ctx->token_failed = 1;
 
-        if (c->error
-            && (c->timedout || c->read->eof || c->read->error
-                || c->write->eof || c->write->error))
-        {
+        if (r->connection->error) {
             return rc;
         }
-
-        c->error = 0;
-        rc = NGX_OK;
     }
 
     ctx->token_done = 1;
