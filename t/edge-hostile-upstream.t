@@ -30,6 +30,15 @@
 #    that registry's upstream (or a registry with the same upstream URL);
 #    elsewhere it is a miss (filled again from that upstream, verified) or
 #    refused.
+#
+# 2b. The same through a tag: evil.test's HEAD of a tag names the digest
+#    of A's private manifest; the tag map's word (auth_proved: a tag with
+#    a resolved digest) serves the private "* manifest <digest>" entry.
+#
+# What held (kept as guards): a realm off the upstream's origin that the
+# server does not allow (http here) is not fetched by the relay; a check
+# that hangs is 503 UNAVAILABLE; an upstream's own Bearer challenge never
+# reaches a client with a wrong token (tags list, blob, tag).
 
 use strict;
 use warnings;
@@ -89,14 +98,56 @@ mode('b', 'team', { head => { raw => "HTTP/1.1 200 OK\r\n"
                               . "Docker-Content-Digest: $D\r\n"
                               . "Connection: close\r\n\r\n" } });
 
+# A: a private manifest of team/secret; a repository whose checks hang
+my $mbody = encode_json({
+    schemaVersion => 2,
+    mediaType => 'application/vnd.oci.image.manifest.v1+json',
+    config => { mediaType => 'application/vnd.oci.image.config.v1+json',
+                digest => $D, size => length $secret },
+    layers => [], annotations => { secret => 'team/secret on A' } });
+my $Dm = 'sha256:' . sha256_hex($mbody);
+spew("$h{a}{dir}/manifests/$Dm", $mbody);
+mode('a', 'slow', { auth => 'tok-a', delay => 6,
+                    token_body => '{"token":"not-tok-a"}' });
+spew("$h{a}{dir}/blobs/" . ('0' x 64), 'slow');
+
+# B: any tag of "tags/..." names A's private manifest
+mode('b', 'tags', { head => { raw => "HTTP/1.1 200 OK\r\n"
+                              . "Content-Type: application/vnd.oci.image."
+                              . "manifest.v1+json\r\n"
+                              . 'Content-Length: ' . length($mbody) . "\r\n"
+                              . "Docker-Content-Digest: $Dm\r\n"
+                              . "Connection: close\r\n\r\n" } });
+
+# C: an upstream whose challenge names a realm off its origin, on loopback
+my $cd = test_dir() . '/hostile-c';
+make_path("$cd/blobs", "$cd/manifests");
+my $cport = free_port();
+my $cpid = spawn(cmd => ['perl', "$ROOT/t/lib/hostile.pl", $cport, $cd]);
+ok(wait_port($cport, pid => $cpid), 'hostile upstream c up');
+spew("$cd/ping.json", encode_json({ auth => 'never',
+    challenge => "Bearer realm=\"http://127.0.0.1:$h{a}{port}/token/ping\","
+                 . 'service="c"' }));
+
 my $port = free_port();
-my $ng = start_nginx(ports => [$port], http => <<"EOF");
+my $port2 = free_port();
+my $ng = start_nginx(ports => [$port, $port2], http => <<"EOF");
     registry a.test    http://127.0.0.1:$h{a}{port} auth=client;
     registry b.test    http://127.0.0.1:$h{b}{port} auth=client;
     registry evil.test http://127.0.0.1:$h{b}{port};
+    registry c.test    http://127.0.0.1:$cport auth=client;
+    server {
+        listen 127.0.0.1:$port2;
+        registry_default c.test;
+$MIRROR_PARAMS
+        location = /_registry/auth {
+            registry_auth_relay;
+        }
+    }
     server {
         listen 127.0.0.1:$port;
         registry_default a.test;
+        proxy_read_timeout 2s;
         registry_redirect_http on;
         registry_redirect_allow 127.0.0.0/8;
 $MIRROR_PARAMS
@@ -116,7 +167,7 @@ ok(upstream('a', qr{^GET /v2/team/secret/blobs/$D Bearer tok-a}),
 
 # without credentials, through A: refused (the entry is private)
 $r = http_get($port, "/v2/a.test/team/secret/blobs/$D");
-isnt($r->{body}, $secret, 'anonymous through a.test: not the secret');
+ok($r->{body} ne $secret, 'anonymous through a.test: not the secret');
 
 subtest '1: a token from another registry\'s realm grants nothing on A'
 => sub {
@@ -135,7 +186,7 @@ subtest '1: a token from another registry\'s realm grants nothing on A'
                       headers => ["Authorization: Bearer $tok"]);
         isnt($r->{status}, 200, "$method a.test/team/secret/blobs/<D> with "
              . "B's token: not 200") or diag $r->{status};
-        isnt($r->{body}, $secret, '... not the secret');
+        ok($r->{body} ne $secret, '... not the secret');
     }
     # asked of A (its 401 reaches the client as the mirror's challenge),
     # never decided by B's grant
@@ -150,12 +201,61 @@ subtest '2: another upstream\'s 200 to a HEAD opens no private entry' => sub {
         isnt($r->{status}, 200, "anonymous $method "
              . "evil.test/team/secret/blobs/<D>: not 200")
             or diag $r->{status};
-        isnt($r->{body}, $secret, '... not the secret');
+        ok($r->{body} ne $secret, '... not the secret');
     }
     $r = http_get($port, "/v2/evil.test/team/secret/blobs/$D",
                   headers => ['Range: bytes=0-99']);
     isnt(substr($r->{body}, 0, 20), substr($secret, 0, 20),
          'a Range of it: not the secret');
+};
+
+subtest '2b: another upstream\'s tag naming A\'s private manifest' => sub {
+    $r = http_get($port, "/v2/a.test/team/secret/manifests/$Dm",
+                  headers => ['Authorization: Bearer tok-a',
+                              'Accept: application/vnd.oci.image.manifest.v1+json']);
+    is($r->{status}, 200, 'the victim pulls the private manifest from A');
+    for my $method ('GET', 'HEAD') {
+        $r = http_get($port, '/v2/evil.test/tags/x/manifests/latest',
+                      method => $method,
+                      headers => ['Accept: application/vnd.oci.image.'
+                                  . 'manifest.v1+json']);
+        isnt($r->{status}, 200, "anonymous $method of evil.test's tag "
+             . "naming it: not 200") or diag $r->{status};
+        ok($r->{body} ne $mbody, '... not the private manifest');
+    }
+};
+
+subtest 'held: a realm off the upstream\'s origin, not allowed (http)'
+=> sub {
+    my $before = upstream('a', qr{^GET /token/});
+    my $t = http_get($port2, '/_registry/auth?service=c.test'
+                             . '&scope=repository:x/y:pull',
+                     headers => ['Authorization: Basic '
+                                 . encode_base64('u:pw', '')]);
+    is($t->{status}, 502, 'the relay refuses it: 502');
+    is(upstream('a', qr{^GET /token/}), $before, '... never asked');
+    like(slurp($ng->{error_log}), qr/token realm .* not fetched/,
+         '... and says why');
+};
+
+subtest 'held: a check that hangs is 503, never a guess' => sub {
+    my $z = 'sha256:' . ('0' x 64);
+    $r = http_get($port, "/v2/a.test/slow/x/blobs/$z",
+                  headers => ['Authorization: Bearer tok-a']);
+    is($r->{status}, 503, 'a check timing out: 503');
+    is(code($r), 'UNAVAILABLE', '... UNAVAILABLE');
+};
+
+subtest 'held: the upstream\'s own challenge never reaches the client' => sub {
+    for my $p ('/v2/a.test/team/secret/tags/list',
+               "/v2/a.test/team/secret/blobs/$D",
+               '/v2/a.test/team/secret/manifests/1') {
+        $r = http_get($port, $p, headers => ['Authorization: Bearer forged']);
+        my $w = join ' ', @{ $r->{headers}{'www-authenticate'} // [] };
+        unlike($w, qr{/token/}, "$p with a wrong token: no upstream realm")
+            or diag $w;
+        ok($r->{body} ne $secret, '... not the secret');
+    }
 };
 
 unlike(slurp($ng->{error_log}),
@@ -164,5 +264,6 @@ unlike(slurp($ng->{error_log}),
 
 stop($ng->{pid});
 stop($h{$_}{pid}) for sort keys %h;
+stop($cpid);
 
 done_testing();
