@@ -23,6 +23,12 @@
 #                 "token_headers" lines
 #   head          a hash of the keys above that override them for HEAD
 #   token_status  the token answer's status (default 200)
+#   token_body    the token answer's body, sent as it is (default
+#                 {"token": <auth>})
+#   challenge     the WWW-Authenticate value of the 401 (default the
+#                 Bearer challenge above)
+# "GET /v2/" (the ping) answers as mode "ping" does (DIR/ping.json): with
+# "auth", 401 and the challenge; else 200.
 #   delay         seconds to wait before answering (after "auth" let the
 #                 request through); token_delay: before a token answer
 #   hang          seconds to wait after the header, before the body (or,
@@ -94,8 +100,24 @@ serve($port, sub {
         answer($c, $spec->{token_status} // 200,
                ['Content-Type: application/json',
                          @{ $spec->{token_headers} // [] }],
-               encode_json({ token => $spec->{auth} // '' }), 'length',
+               $spec->{token_body}
+               // encode_json({ token => $spec->{auth} // '' }), 'length',
                $method);
+        return;
+    }
+
+    if ($path =~ m{^/v2/?(?:\?.*)?$}) {
+        my $spec = decode_json(slurp("$dir/ping.json") // '{}');
+        if ($spec->{auth} && ($auth // '') ne "Bearer $spec->{auth}") {
+            answer($c, 401, ['Content-Type: application/json',
+                             'WWW-Authenticate: ' . ($spec->{challenge}
+                             // "Bearer realm=\"http://127.0.0.1:$port"
+                             . "/token/ping\",service=\"hostile\"")],
+                   '{"errors":[{"code":"UNAUTHORIZED"}]}', 'length', $method);
+        } else {
+            answer($c, 200, ['Content-Type: application/json'], '{}',
+                   'length', $method);
+        }
         return;
     }
 
@@ -120,8 +142,9 @@ serve($port, sub {
 
     if ($spec->{auth} && ($auth // '') ne "Bearer $spec->{auth}") {
         answer($c, 401, ['Content-Type: application/json',
-                         "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:"
-                         . "$port/token/$mode\",service=\"hostile\""],
+                         'WWW-Authenticate: ' . ($spec->{challenge}
+                         // "Bearer realm=\"http://127.0.0.1:"
+                         . "$port/token/$mode\",service=\"hostile\"")],
                '{"errors":[{"code":"UNAUTHORIZED"}]}', 'length', $method);
         return;
     }
