@@ -85,8 +85,7 @@ EOF
 # copy that must fail; then password guessing through the relay runs into
 # the example's limit_req.  skopeo 1.9.3 asks the relay for a token once
 # for the anonymous copy, once a login, and once for the manifest and
-# once a blob of each copy: 10 here, within the example's burst of 10
-# after the first.
+# once a blob of each copy: 10 here, well within the example's burst.
 sub edge_pulls {
     my ($label, $d, $port, $conf) = @_;
     my $m = "127.0.0.1:$port";
@@ -135,7 +134,7 @@ sub edge_pulls {
     # upstream's realm (401) until the relay's limit_req stops it (503)
     return unless $conf =~ /^\s*limit_req\s/m;
     my (@seen, $r);
-    for my $guess (1 .. 40) {
+    for my $guess (1 .. 500) {
         $r = Edge::https($e, 'GET', "/_registry/auth?account=alice"
                          . "&service=$name&scope=repository%3A"
                          . Edge::esc($img->{repo}) . '%3Apull',
