@@ -5,6 +5,13 @@
 # each registry it declares.  "make run" (the README's quick start) starts
 # the default mirror in the foreground with the port and cache folder
 # overridden, cache folder writable by the workers.
+#
+# An example whose registry is "auth=client" (harbor-edge.conf, clients
+# log in themselves) runs in front of the edge tests' private registry
+# (t/lib/Edge.pm: distribution over TLS with token auth, the token server
+# in permissions mode), with a test certificate for its TLS listener: skopeo
+# logs in as a user who may pull a private repository and copies it, and
+# an anonymous copy of that repository fails.
 
 use strict;
 use warnings;
@@ -13,6 +20,7 @@ use Test::More;
 use Digest::SHA qw(sha256_hex);
 use File::Path qw(make_path);
 use RegistryTest;
+use Edge;
 
 # an open registry, and one that wants the account the examples'
 # credentials files hold
@@ -42,6 +50,106 @@ sub config_lines {
 my @examples = glob("$ROOT/conf-examples/*.conf");
 ok(scalar @examples, 'there are examples');
 
+# The private registry, started when an example wants it: Harbor's part
+# (registry harbor.test, token server, users, images) without a mirror.
+my $e;
+sub edge {
+    return $e //= Edge::start(no_mirror => 1);
+}
+
+# An auth=client example's config, for the private registry: upstream
+# harbor.test is the registry's port (its certificate names harbor.test,
+# from the CA the mirror trusts), the token server is plain http on
+# loopback (a realm the mirror must be told it may use, as t/lib/Edge.pm's
+# mirror is), and the listener gets a certificate from the same CA.
+sub edge_conf {
+    my ($conf) = @_;
+    my $e = edge();
+    $e->{mirror_cert} //= make_cert($e->{ca}, 'mirror.test', 'DNS:localhost',
+                                    'IP:127.0.0.1');
+    my ($crt, $key) = @{ $e->{mirror_cert} };
+    $conf =~ s{^(\s*registry\s+\S+\s+)https?://[^\s;]+(?=\s+auth=client)}
+              {$1https://harbor.test}mg;
+    $conf =~ s{^(\s*ssl_certificate)\s+[^;]+}{$1 $crt}mg;
+    $conf =~ s{^(\s*ssl_certificate_key)\s+[^;]+}{$1 $key}mg;
+    my $upstream = <<"EOF";
+    upstream harbor.test { server 127.0.0.1:$e->{reg}{port}; }
+    registry_redirect_http on;
+    registry_redirect_allow 127.0.0.1/32;
+EOF
+    $conf =~ s{^(http\s*\{\n)}{$1$upstream}m or die 'no http {} line';
+    return $conf;
+}
+
+# skopeo through an auth=client example: login, copy, and the anonymous
+# copy that must fail; then password guessing through the relay runs into
+# the example's limit_req.  skopeo 1.9.3 asks the relay for a token once
+# for the anonymous copy, once a login, and once for the manifest and
+# once a blob of each copy: 10 here, well within the example's burst.
+sub edge_pulls {
+    my ($label, $d, $port, $conf) = @_;
+    my $m = "127.0.0.1:$port";
+    my $img = $e->{images}{team_a};
+    make_path("$d/certs");
+    spew("$d/certs/ca.crt", slurp($e->{ca}{crt}));
+    my @sk = ('skopeo', '--insecure-policy');
+
+    my $log = run_out(@sk, 'copy', '--src-cert-dir', "$d/certs",
+                      '--src-no-creds', "docker://$m/$img->{ref}",
+                      "dir:$d/pull-anonymous");
+    isnt($?, 0, "$label: anonymous copy of $img->{repo} refused");
+    like($log, qr/unauthorized|authentication required|denied/i,
+         "$label: ... by the mirror") or diag $log;
+
+    $log = run_out(@sk, 'login', '--cert-dir', "$d/certs", '--authfile',
+                   "$d/wrong.json", '-u', 'alice', '-p', 'not-alice-pw', $m);
+    isnt($?, 0, "$label: skopeo login with a wrong password refused");
+
+    $log = run_out(@sk, 'login', '--cert-dir', "$d/certs", '--authfile',
+                   "$d/alice.json", '-u', 'alice', '-p',
+                   $e->{users}{alice}, $m);
+    is($?, 0, "$label: skopeo login as alice") or diag $log;
+    $log = run_out(@sk, 'copy', '--src-cert-dir', "$d/certs",
+                   '--src-authfile', "$d/alice.json",
+                   "docker://$m/$img->{ref}", "dir:$d/pull-alice");
+    is($?, 0, "$label: alice copies $img->{repo} through the mirror")
+        or diag $log;
+    is('sha256:' . sha256_hex(slurp("$d/pull-alice/manifest.json")),
+       $img->{digest}, "$label: $img->{repo} manifest digest");
+    my @got = grep { -f "$d/pull-alice/" . substr($_, 7) } @{ $img->{blobs} };
+    is(scalar @got, scalar @{ $img->{blobs} }, "$label: ... every blob");
+
+    # the tag's history, from the operator's location
+    my ($name) = $conf =~ /^\s*registry\s+(\S+)\s+\S+\s+auth=client/m;
+    if ($conf =~ /registry_tag_history_api/) {
+        my $r = Edge::https($e, 'GET', "/_registry/history?registry=$name"
+                            . "&repository=$img->{repo}&tag=$img->{tag}",
+                            port => $port);
+        is($r->{status}, 200, "$label: $name tag history");
+        is($r->{json}{history}[0]{digest}, $img->{digest},
+           "$label: $name tag history has the digest");
+    }
+
+    # a password guesser, as docker asks for a token: refused by the
+    # upstream's realm (401) until the relay's limit_req stops it (503)
+    return unless $conf =~ /^\s*limit_req\s/m;
+    my (@seen, $r);
+    for my $guess (1 .. 500) {
+        $r = Edge::https($e, 'GET', "/_registry/auth?account=alice"
+                         . "&service=$name&scope=repository%3A"
+                         . Edge::esc($img->{repo}) . '%3Apull',
+                         port => $port, headers => [
+                         Edge::basic('alice', "guess-$guess")]);
+        push @seen, $r->{status};
+        last if $r->{status} != 401;
+    }
+    is($r->{status}, 503, "$label: password guessing through the relay "
+                          . 'is stopped by its limit_req')
+        or diag "answers: @seen";
+    ok(@seen > 1, "$label: ... after the upstream refused the first guesses")
+        or diag "answers: @seen";
+}
+
 for my $example (@examples) {
     (my $label = $example) =~ s{.*/}{};
     my $d = test_dir() . "/$label";
@@ -58,17 +166,31 @@ for my $example (@examples) {
     my $conf = slurp("$d/nginx.conf");
     my @names = $conf =~ /^\s*registry\s+(\S+)\s+https?:/mg;
     ok(scalar @names, "$label: declares registries (@names)");
-    # registries with credentials go to the registry that wants them
-    $conf =~ s{^(\s*registry\s+\S+\s+)https?://[^\s;]+(\s+credentials=)\S+;}
-              {$1$locked->{url}$2$cred;}mg;
-    $conf =~ s{^(\s*registry\s+\S+\s+)https?://[^\s;]+}{$1$reg->{url}}mg;
+    my $edge = $conf =~ /^\s*registry\s[^;]*\bauth=client\b/m;
+    if ($edge) {
+        $conf = edge_conf($conf);
+    } else {
+        # registries with credentials go to the registry that wants them
+        $conf =~ s{^(\s*registry\s+\S+\s+)https?://[^\s;]+
+                   (\s+credentials=)\S+;}
+                  {$1$locked->{url}$2$cred;}mgx;
+        $conf =~ s{^(\s*registry\s+\S+\s+)https?://[^\s;]+}
+                  {$1$reg->{url}}mg;
+    }
     $conf =~ s{^(\s*access_log)\s+[^;]+}{$1 $d/access.log}mg;
     $conf =~ s{^(\s*error_log)\s+[^;]+}{$1 $d/error.log}mg;
 
     ok(config_lines(slurp($example)) <= 30,
        "$label: at most 30 lines of operator-written config");
 
-    my $ng = start_nginx(conf => $conf, ports => [$port]);
+    my $ng = start_nginx(conf => $conf, ports => [$port],
+                         $edge ? (ca => slurp($SYSTEM_CA)
+                                        . slurp($e->{ca}{crt})) : ());
+    if ($edge) {
+        edge_pulls($label, $d, $port, $conf);
+        stop($ng->{pid});
+        next;
+    }
 
     for my $name (@names) {
         my $repo = $name eq 'docker.io' ? 'app' : 'org/app';
