@@ -8,8 +8,10 @@
 # (registry_auth_valid, the relay's limit_req of the example config).
 #
 #   manifest hits  wrk over TLS, the same threads and connections for each,
-#                  rounds interleaved in a different order each round,
-#                  medians of ROUNDS, after a warm-up run of each:
+#                  after a warm-up run of each; ROUNDS short rounds (9 of
+#                  2 s), interleaved in a different order each round, so
+#                  that other load on the machine falls on all three
+#                  alike; medians, and the ratio round by round:
 #                    static      a plain nginx over TLS (same certificate,
 #                                same logs, 2 workers) sending a static
 #                                file of team-a/app's manifest bytes;
@@ -46,8 +48,8 @@ use File::Path qw(make_path);
 use RegistryTest;
 use Edge;
 
-my $rounds = $ENV{ROUNDS} // 5;
-my $wrk_s = $ENV{WRK_SECONDS} // 4;
+my $rounds = $ENV{ROUNDS} // 9;
+my $wrk_s = $ENV{WRK_SECONDS} // 2;
 my $threads = $ENV{WRK_THREADS} // 1;
 my $conns = $ENV{WRK_CONNECTIONS} // 32;
 
@@ -183,7 +185,7 @@ for my $t (qw(anonymous authorised)) {
         unless $r->{status} == 200 && $cache eq 'HIT';
 }
 
-# --- warm pulls -----------------------------------------------------------------
+# --- warm pulls ---------------------------------------------------------------
 
 (undef, $pull{'alice, second pull'}) = docker_pull('alice', $img{team_a});
 Edge::set_perms($e, carol => 'carol-pw:team-a/*');
@@ -191,7 +193,7 @@ $e->{users}{carol} = 'carol-pw';
 (undef, $pull{'carol, first pull (second user)'}) =
     docker_pull('carol', $img{team_a});
 
-# --- report ---------------------------------------------------------------------
+# --- report -------------------------------------------------------------------
 
 my $cpuinfo = slurp('/proc/cpuinfo');
 my $cpu = (grep { /model name/ } split /\n/, $cpuinfo)[0] // '';
