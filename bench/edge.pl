@@ -232,7 +232,8 @@ for my $k ('alice, first pull (cold cache)', 'alice, second pull',
     printf "| %s | %d | %d | %d | %s |\n", $k, scalar @{ $c->{up} },
            $c->{blob_gets}, $c->{relay}, $c->{ok} ? 'yes' : 'NO';
 }
-print "\nregistry requests of the warm pulls:\n";
-for my $k ('alice, second pull', 'carol, first pull (second user)') {
+print "\nregistry requests of the pulls:\n";
+for my $k ('alice, first pull (cold cache)', 'alice, second pull',
+           'carol, first pull (second user)') {
     print "  $k: ", join(', ', @{ $pull{$k}{up} }) || 'none', "\n";
 }
