@@ -34,7 +34,7 @@ NGINX_BIN   ?= nginx
 SOURCES := config $(wildcard ngx_registry_module/*.c ngx_registry_module/*.h)
 
 .PHONY: all module test install uninstall run run-conf bench bench-tags \
-        asan-test clean
+        bench-edge asan-test clean
 
 all: module
 
@@ -222,14 +222,20 @@ clean:
 # Side-by-side benchmarks on loopback (needs: apt-get install wrk curl):
 # cache hits and fills against static nginx, plain proxy_cache and
 # distribution; verified fills against the origin and SHA-256 speed; what
-# one tag pulled 1,000 times costs the upstream in manifest GETs and HEADs.
+# one tag pulled 1,000 times costs the upstream in manifest GETs and HEADs;
+# on an auth=client edge over TLS, manifest hits for a client with a
+# token against anonymous ones, and what warm pulls cost the upstream.
 bench: module
 	perl bench/cache.pl
 	perl bench/verify.pl
 	perl bench/tags.pl
+	perl bench/edge.pl
 
 bench-tags: module
 	perl bench/tags.pl
+
+bench-edge: module
+	perl bench/edge.pl
 
 # The suite under AddressSanitizer: nginx and the module built from nginx's
 # own sources (NGINX_SOURCE, e.g. from "apt-get source nginx") with the
