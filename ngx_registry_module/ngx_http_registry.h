@@ -23,6 +23,11 @@
 typedef struct ngx_http_registry_target_s  ngx_http_registry_target_t;
 
 
+/* "registry:private:" and 16 hex digits of the upstream's sha256 */
+
+#define NGX_HTTP_REGISTRY_PRIVATE_MARK  (17 + 16)
+
+
 /* one "registry" directive */
 
 typedef struct {
@@ -32,6 +37,7 @@ typedef struct {
     ngx_flag_t                 library;    /* Docker Hub "library/" */
     ngx_str_t                  credentials;  /* "Basic ...", from a file */
     ngx_flag_t                 client_auth;  /* clients log in themselves */
+    u_char                     private_mark[NGX_HTTP_REGISTRY_PRIVATE_MARK];
 } ngx_http_registry_t;
 
 
@@ -107,6 +113,7 @@ typedef struct {
     ngx_http_registry_t       *login;      /* GET /v2/: clients log in */
     ngx_uint_t                 auth_state;  /* NGX_HTTP_REGISTRY_AUTH_* */
     void                      *relay;      /* the token relay's state */
+    ngx_str_t                  principal;   /* the credentials' hash */
     unsigned                   token_done:1;
     unsigned                   token_failed:1;
     unsigned                   digest:1;    /* immutable content */

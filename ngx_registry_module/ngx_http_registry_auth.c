@@ -59,9 +59,8 @@
 #define NGX_HTTP_REGISTRY_AUTH_VALUE     4096
 #define NGX_HTTP_REGISTRY_RELAY_BODY     8192
 
-/* "registry:private:" and 16 hex digits of the upstream's sha256 */
-#define NGX_HTTP_REGISTRY_AUTH_MARK      17
-#define NGX_HTTP_REGISTRY_AUTH_MARK_LEN  (NGX_HTTP_REGISTRY_AUTH_MARK + 16)
+#define NGX_HTTP_REGISTRY_AUTH_MARK      17      /* "registry:private:" */
+#define NGX_HTTP_REGISTRY_AUTH_MARK_LEN  NGX_HTTP_REGISTRY_PRIVATE_MARK
 
 
 typedef struct {
@@ -129,8 +128,7 @@ static ngx_int_t ngx_http_registry_auth_member_add(ngx_str_t *digest,
     void *data);
 static ngx_uint_t ngx_http_registry_auth_private(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
-static void ngx_http_registry_auth_private_mark(ngx_http_registry_t *reg,
-    u_char *buf);
+
 static time_t ngx_http_registry_auth_expires(ngx_http_request_t *r,
     ngx_str_t *credentials);
 static ngx_int_t ngx_http_registry_auth_realm(ngx_http_request_t *r,
@@ -444,8 +442,8 @@ ngx_http_registry_auth_filter(ngx_http_request_t *r,
                 return NGX_ERROR;
             }
 
-            ngx_http_registry_auth_private_mark(ctx->registry,
-                                                etag->value.data);
+            ngx_memcpy(etag->value.data, ctx->registry->private_mark,
+                       NGX_HTTP_REGISTRY_AUTH_MARK_LEN);
             etag->value.len = NGX_HTTP_REGISTRY_AUTH_MARK_LEN;
             u->headers_in.etag = etag;
 
@@ -1942,8 +1940,6 @@ ngx_http_registry_auth_private(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
 #if (NGX_HTTP_CACHE)
-    u_char  own[NGX_HTTP_REGISTRY_AUTH_MARK_LEN];
-
     if (r->cache == NULL
         || r->cache->etag.len < NGX_HTTP_REGISTRY_AUTH_MARK
         || ngx_strncmp(r->cache->etag.data, "registry:private",
@@ -1953,10 +1949,8 @@ ngx_http_registry_auth_private(ngx_http_request_t *r,
         return 0;
     }
 
-    ngx_http_registry_auth_private_mark(ctx->registry, own);
-
     return (r->cache->etag.len == NGX_HTTP_REGISTRY_AUTH_MARK_LEN
-            && ngx_strncmp(r->cache->etag.data, own,
+            && ngx_strncmp(r->cache->etag.data, ctx->registry->private_mark,
                            NGX_HTTP_REGISTRY_AUTH_MARK_LEN)
                == 0)
            ? 1 : 2;
@@ -1969,10 +1963,11 @@ ngx_http_registry_auth_private(ngx_http_request_t *r,
 /*
  * The private mark names the upstream the fill came from (a hash: the
  * cache file keeps 128 bytes of it at most), for registries of the same
- * upstream under several names share what it says.
+ * upstream under several names share what it says.  Made once, with the
+ * configuration.
  */
 
-static void
+void
 ngx_http_registry_auth_private_mark(ngx_http_registry_t *reg, u_char *buf)
 {
     u_char  hex[NGX_HTTP_REGISTRY_AUTH_HASH];
@@ -2022,12 +2017,22 @@ ngx_http_registry_auth_expires(ngx_http_request_t *r, ngx_str_t *credentials)
 static ngx_int_t
 ngx_http_registry_auth_principal(ngx_http_request_t *r, ngx_str_t *principal)
 {
-    ngx_str_t  *cred;
+    ngx_str_t                *cred;
+    ngx_http_registry_ctx_t  *ctx;
 
     cred = ngx_http_registry_client_credentials(r);
 
     if (cred == NULL) {
         ngx_str_set(principal, "-");
+        return NGX_OK;
+    }
+
+    /* hashed once a pass */
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (ctx && ctx->principal.len) {
+        *principal = ctx->principal;
         return NGX_OK;
     }
 
@@ -2039,6 +2044,10 @@ ngx_http_registry_auth_principal(ngx_http_request_t *r, ngx_str_t *principal)
     ngx_http_registry_auth_hash(cred->data, cred->len, principal->data);
     principal->len = NGX_HTTP_REGISTRY_AUTH_HASH;
 
+    if (ctx) {
+        ctx->principal = *principal;
+    }
+
     return NGX_OK;
 }
 
@@ -2049,9 +2058,23 @@ ngx_http_registry_auth_hash(u_char *p, size_t len, u_char *hex)
     unsigned int   n;
     u_char         md[EVP_MAX_MD_SIZE];
 
+    static const EVP_MD  *sha256;
+
+    /* OpenSSL 3 looks EVP_sha256() up again on every use: once a process */
+
+    if (sha256 == NULL) {
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+        sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+#else
+        sha256 = EVP_sha256();
+#endif
+    }
+
     n = 0;
 
-    if (EVP_Digest(p, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32) {
+    if (sha256 == NULL
+        || EVP_Digest(p, len, md, &n, sha256, NULL) != 1 || n != 32)
+    {
         /* never a key anyone's credentials could have */
         ngx_memset(hex, 'x', NGX_HTTP_REGISTRY_AUTH_HASH);
         return;

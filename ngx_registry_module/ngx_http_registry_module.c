@@ -884,6 +884,9 @@ ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_registry_main_conf_t *rmcf = conf;
 
+    ngx_uint_t            i;
+    ngx_http_registry_t  *reg;
+
     if (rmcf->node_id.data == NULL
         && ngx_http_registry_node_id(cf, &rmcf->node_id) != NGX_OK)
     {
@@ -891,6 +894,14 @@ ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     ngx_conf_init_size_value(rmcf->zone_size, NGX_HTTP_REGISTRY_ZONE_SIZE);
+
+    /* what marks a private fill from each registry's upstream */
+
+    reg = rmcf->registries.elts;
+
+    for (i = 0; i < rmcf->registries.nelts; i++) {
+        ngx_http_registry_auth_private_mark(&reg[i], reg[i].private_mark);
+    }
     ngx_conf_init_uint_value(rmcf->history_entries,
                              NGX_HTTP_REGISTRY_HISTORY_ENTRIES);
 
