@@ -25,6 +25,9 @@ Edge::set_perms($e2, alice => 'alice-pw:public/*');
 $e2->{reg_cert} = make_cert($e2->{ca}, 'harbor2.test', 'IP:127.0.0.1');
 Edge::front($e2);
 
+# a registry whose URL has a path prefix (a Harbor project of its own)
+my $PREFIX = 'a-long-path-prefix-of-this-harbor/and-a-second-component';
+
 my $mport = free_port();
 my ($crt, $key) = @{ $e->{mirror_cert} };
 my $m = start_nginx(ports => [$mport],
@@ -38,6 +41,7 @@ my $m = start_nginx(ports => [$mport],
     registry_redirect_http on;
     registry harbor.test https://harbor.test auth=client;
     registry harbor2.test https://harbor2.test auth=client;
+    registry pre.test https://harbor.test/$PREFIX auth=client;
     server {
         listen 127.0.0.1:$mport ssl;
         ssl_certificate $crt;
@@ -108,6 +112,25 @@ subtest 'a token of one auth=client registry is not a grant on another'
                  '... not the blob') if $method eq 'GET' && $path =~ /blobs/;
         }
     }
+};
+
+# The relay sizes its buffer of rewritten scopes by the client's scope
+# values plus the prefix once a value; each repository scope in a value
+# (space-separated, as the OAuth2 form has them) gets the prefix: a value
+# of many short scopes writes far past the buffer (the worker dies).
+subtest 'many scopes in one value, a registry with a path prefix' => sub {
+    my $v = join '+', ('repository:a:pull') x 200;
+    for my $form ('GET', 'POST') {
+        my $r = $form eq 'GET'
+            ? req('GET', "/_registry/auth?service=pre.test&scope=$v",
+                  who => 'anonymous')
+            : req('POST', '/_registry/auth', who => 'anonymous',
+                  body => "grant_type=password&username=bob&password=bob-pw"
+                          . "&service=pre.test&scope=$v");
+        ok($r->{status}, "$form form: answered ($r->{status})");
+    }
+    my @died = grep { /exited on signal/ } file_lines($m->{error_log});
+    is(scalar @died, 0, 'no worker died') or diag join "\n", @died;
 };
 
 done_testing();
