@@ -1084,7 +1084,9 @@ ngx_http_registry_relay_parse(ngx_http_request_t *r,
     s = scopes.elts;
 
     for (i = 0; i < scopes.nelts; i++) {
-        len += s[i].len + 32 + ctx->registry->prefix.len;
+        /* each scope (17 bytes at least) may get the prefix, "library/" */
+        len += s[i].len + 32
+               + (ctx->registry->prefix.len + 10) * (s[i].len / 17 + 1);
     }
 
     rl->requested.data = ngx_pnalloc(r->pool, len + 1);
