@@ -954,6 +954,7 @@ ngx_http_registry_relay_parse(ngx_http_request_t *r,
     ngx_str_t                       key, raw, value, service, *s, grant;
     ngx_buf_t                      *b;
     ngx_uint_t                      i;
+    ngx_chain_t                    *cl;
     ngx_array_t                     scopes, pass;
     ngx_http_registry_loc_conf_t   *rlcf;
     ngx_http_registry_main_conf_t  *rmcf;
@@ -973,16 +974,36 @@ ngx_http_registry_relay_parse(ngx_http_request_t *r,
             last = NULL;
 
         } else {
-            b = r->request_body->bufs->buf;
 
-            if (r->request_body->bufs->next || b->in_file
-                || b->last - b->pos > NGX_HTTP_REGISTRY_RELAY_BODY)
-            {
+            /* in memory, in one piece or several, 8 KiB at most */
+
+            len = 0;
+
+            for (cl = r->request_body->bufs; cl; cl = cl->next) {
+                b = cl->buf;
+
+                if (b->in_file || !ngx_buf_in_memory(b)) {
+                    return NGX_DECLINED;
+                }
+
+                len += b->last - b->pos;
+            }
+
+            if (len > NGX_HTTP_REGISTRY_RELAY_BODY) {
                 return NGX_DECLINED;
             }
 
-            p = b->pos;
-            last = b->last;
+            p = ngx_pnalloc(r->pool, len + 1);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            last = p;
+
+            for (cl = r->request_body->bufs; cl; cl = cl->next) {
+                last = ngx_cpymem(last, cl->buf->pos,
+                                  cl->buf->last - cl->buf->pos);
+            }
         }
 
     } else {
