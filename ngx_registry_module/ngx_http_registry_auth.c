@@ -708,7 +708,7 @@ ngx_int_t
 ngx_http_registry_auth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_str_t                   s;
+    ngx_str_t                   s, *cred;
     ngx_http_registry_ctx_t    *ctx;
     ngx_http_registry_relay_t  *rl;
 
@@ -735,8 +735,11 @@ ngx_http_registry_auth_variable(ngx_http_request_t *r,
         break;
 
     case 1:
-        if (!rl->post && r->main->headers_in.authorization) {
-            s = r->main->headers_in.authorization->value;
+        /* the client's own, never the operator's (auth_basic read it) */
+        cred = ngx_http_registry_client_credentials(r->main);
+
+        if (!rl->post && cred) {
+            s = *cred;
         }
         break;
 
