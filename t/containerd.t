@@ -35,35 +35,8 @@ my $ng = start_nginx(ports => [$port], http => <<"EOF");
 EOF
 
 # containerd with everything in the test folder, the native snapshotter
-my $sock = "$d/containerd.sock";
-spew("$d/containerd.toml", <<"EOF");
-version = 2
-root = "$d/containerd-root"
-state = "$d/containerd-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri",
-                    "io.containerd.internal.v1.opt",
-                    "io.containerd.snapshotter.v1.btrfs",
-                    "io.containerd.snapshotter.v1.zfs",
-                    "io.containerd.snapshotter.v1.devmapper",
-                    "io.containerd.snapshotter.v1.aufs",
-                    "io.containerd.snapshotter.v1.overlayfs"]
-[grpc]
-  address = "$sock"
-[ttrpc]
-  address = "$sock.ttrpc"
-[debug]
-  address = "$d/containerd-debug.sock"
-[metrics]
-  address = ""
-EOF
-my $cd = spawn(cmd => ['containerd', '--config', "$d/containerd.toml"],
-               stdout => "$d/containerd.log");
-my $up = eventually(sub {
-    return 0 unless -S $sock;
-    run_out('ctr', '-a', $sock, 'version');
-    return !$?;
-}, 30);
-ok($up, 'containerd is up') or diag(slurp("$d/containerd.log"));
+my ($cd, $sock) = start_containerd($d);
+ok($cd, 'containerd is up') or diag(slurp("$d/containerd.log"));
 
 my $closed = free_port();
 my $hosts = "$d/certs.d/$name";

@@ -230,35 +230,8 @@ SKIP: {
 SKIP: {
     skip 'containerd is not installed (apt-get install containerd)', 1
         unless $have{containerd} && $have{ctr};
-    my $sock = "$d/containerd.sock";
-    spew("$d/containerd.toml", <<"EOF");
-version = 2
-root = "$d/containerd-root"
-state = "$d/containerd-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri",
-                    "io.containerd.internal.v1.opt",
-                    "io.containerd.snapshotter.v1.btrfs",
-                    "io.containerd.snapshotter.v1.zfs",
-                    "io.containerd.snapshotter.v1.devmapper",
-                    "io.containerd.snapshotter.v1.aufs",
-                    "io.containerd.snapshotter.v1.overlayfs"]
-[grpc]
-  address = "$sock"
-[ttrpc]
-  address = "$sock.ttrpc"
-[debug]
-  address = "$d/containerd-debug.sock"
-[metrics]
-  address = ""
-EOF
-    my $cd = spawn(cmd => ['containerd', '--config', "$d/containerd.toml"],
-                   stdout => "$d/containerd.log");
-    my $up = eventually(sub {
-        return 0 unless -S $sock;
-        run_out('ctr', '-a', $sock, 'version');
-        return !$?;
-    }, 30);
-    ok($up, 'containerd is up') or diag(slurp("$d/containerd.log"));
+    my ($cd, $sock) = start_containerd($d);
+    ok($cd, 'containerd is up') or diag(slurp("$d/containerd.log"));
 
     # ctr speaks plain http to 127.0.0.1 unless a hosts.toml says https;
     # containerd 1.6 wants a [host] table, and falls back to "server"

@@ -27,7 +27,7 @@ our @EXPORT = qw(
     upstream_digest build_index_image cache_entries wait_until
     $SYSTEM_CA make_ca make_cert push_blob median eventually at_least
     build_unit token_auth start_dns $MIRROR_PARAMS mismatches_at
-    cached_digest mutate skopeo_pull start_silent
+    cached_digest mutate skopeo_pull start_silent start_containerd
 );
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
@@ -619,6 +619,44 @@ sub upstream_digest {
                      method => 'HEAD',
                      headers => [map { "Accept: $_" } @accept]);
     return $r->{headers}{'docker-content-digest'}[0];
+}
+
+# containerd with everything in folder $d (root, state, sockets), the
+# native snapshotter, nothing of the machine's.  Returns its pid and
+# socket once ctr can talk to it, or () (the log is $d/containerd.log).
+sub start_containerd {
+    my ($d) = @_;
+    my $sock = "$d/containerd.sock";
+    spew("$d/containerd.toml", <<"EOF");
+version = 2
+root = "$d/containerd-root"
+state = "$d/containerd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri",
+                    "io.containerd.internal.v1.opt",
+                    "io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs",
+                    "io.containerd.snapshotter.v1.devmapper",
+                    "io.containerd.snapshotter.v1.aufs",
+                    "io.containerd.snapshotter.v1.overlayfs"]
+[grpc]
+  address = "$sock"
+[ttrpc]
+  address = "$sock.ttrpc"
+[debug]
+  address = "$d/containerd-debug.sock"
+[metrics]
+  address = ""
+EOF
+    my $pid = spawn(cmd => ['containerd', '--config', "$d/containerd.toml"],
+                    stdout => "$d/containerd.log");
+    my $up = eventually(sub {
+        return 0 unless -S $sock;
+        run_out('ctr', '-a', $sock, 'version');
+        return !$?;
+    }, 30);
+    return ($pid, $sock) if $up;
+    stop($pid);
+    return ();
 }
 
 1;
