@@ -46,11 +46,10 @@ ngx_int_t ngx_http_registry_auth_challenge(ngx_http_request_t *r,
     ngx_http_registry_t *reg, ngx_str_t *name, char *message);
 ngx_int_t ngx_http_registry_auth_base(ngx_http_request_t *r,
     ngx_http_registry_t *reg);
-ngx_int_t ngx_http_registry_auth_relay_handler(ngx_http_request_t *r);
 void ngx_http_registry_auth_private_mark(ngx_http_registry_t *reg,
     u_char *buf);
-ngx_int_t ngx_http_registry_auth_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
+void ngx_http_registry_auth_token(ngx_http_request_t *r,
+    ngx_http_registry_t *reg, ngx_str_t *requested, ngx_str_t *body);
 
 
 #endif /* _NGX_HTTP_REGISTRY_AUTH_H_INCLUDED_ */

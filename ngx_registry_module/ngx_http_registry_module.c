@@ -22,6 +22,7 @@
 #include "ngx_http_registry_history.h"
 #include "ngx_http_registry_tag.h"
 #include "ngx_http_registry_auth.h"
+#include "ngx_http_registry_relay.h"
 
 
 static ngx_int_t ngx_http_registry_variable(ngx_http_request_t *r,
@@ -343,19 +344,19 @@ static ngx_http_variable_t  ngx_http_registry_vars[] = {
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("registry_relay_method"), NULL,
-      ngx_http_registry_auth_variable, 0,
+      ngx_http_registry_relay_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("registry_relay_authorization"), NULL,
-      ngx_http_registry_auth_variable, 1,
+      ngx_http_registry_relay_variable, 1,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("registry_relay_type"), NULL,
-      ngx_http_registry_auth_variable, 2,
+      ngx_http_registry_relay_variable, 2,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("registry_relay_body"), NULL,
-      ngx_http_registry_auth_variable, 3,
+      ngx_http_registry_relay_variable, 3,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("registry_digest_mismatches"), NULL,
@@ -1061,6 +1062,13 @@ ngx_http_registry_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_registry_auth_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_registry_relay_handler;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
     if (h == NULL) {
