@@ -38,6 +38,16 @@
  */
 
 
+/* what the next hop's Cache-Status lines hold, gathered */
+
+typedef struct {
+    u_char                    *start;
+    u_char                    *pos;
+    u_char                    *end;
+    ngx_uint_t                 bad;
+} ngx_http_registry_hops_t;
+
+
 static ngx_int_t ngx_http_registry_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_registry_expected_digest(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
@@ -53,6 +63,11 @@ static ngx_int_t ngx_http_registry_answer_link(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_table_elt_t *h);
 static ngx_int_t ngx_http_registry_answer_header(ngx_http_request_t *r,
     char *key, ngx_str_t *value, ngx_table_elt_t **ph);
+#if (NGX_HTTP_CACHE)
+static ngx_int_t ngx_http_registry_rfc_cache_status(ngx_http_request_t *r,
+    ngx_str_t *status);
+static ngx_int_t ngx_http_registry_next_hop(ngx_table_elt_t *h, void *data);
+#endif
 
 
 static ngx_str_t  ngx_http_registry_octet_stream =
@@ -67,6 +82,8 @@ static ngx_str_t  ngx_http_registry_digest_header =
 static ngx_str_t  ngx_http_registry_ns_header = ngx_string("OCI-Namespace");
 static ngx_str_t  ngx_http_registry_cache_header =
     ngx_string("X-Registry-Cache");
+static ngx_str_t  ngx_http_registry_rfc_cache_header =
+    ngx_string("Cache-Status");
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -175,7 +192,8 @@ ngx_http_registry_header_filter(ngx_http_request_t *r)
 
         if (ngx_http_registry_set_header(r, &ngx_http_registry_cache_header,
                                          status)
-            != NGX_OK)
+            != NGX_OK
+            || ngx_http_registry_rfc_cache_status(r, status) != NGX_OK)
         {
             return NGX_ERROR;
         }
@@ -821,3 +839,154 @@ ngx_http_registry_cache_status(ngx_http_request_t *r)
 
     return status;
 }
+
+
+#if (NGX_HTTP_CACHE)
+
+/*
+ * Cache-Status (RFC 9211): the entries of the caches before this one,
+ * closest to the origin first, then this node's own, named by
+ * registry_node_id.  The next hop's entries count only on an answer
+ * fetched now: on a hit, the upstream's lines nginx stored in the cache
+ * file say what happened to an earlier request, and are never replayed.
+ * Its lines are taken only whole and printable, 1 KiB in all at most.
+ */
+
+static ngx_int_t
+ngx_http_registry_rfc_cache_status(ngx_http_request_t *r, ngx_str_t *status)
+{
+    u_char                         *p, *end;
+    size_t                          len;
+    ngx_str_t                       value, *id;
+    ngx_http_upstream_t            *u;
+    ngx_http_registry_hops_t        hops;
+    ngx_http_registry_main_conf_t  *rmcf;
+    u_char                          buf[1024];
+
+    static ngx_str_t  hit = ngx_string("HIT");
+    static ngx_str_t  miss = ngx_string("MISS");
+    static ngx_str_t  bypass = ngx_string("BYPASS");
+    static ngx_str_t  expired = ngx_string("EXPIRED");
+
+    u = r->upstream;
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
+    id = &rmcf->node_id;
+
+    hops.start = buf;
+    hops.pos = buf;
+    hops.end = buf + sizeof(buf);
+    hops.bad = 0;
+
+    if (!r->cached) {
+        (void) ngx_http_registry_headers(&u->headers_in.headers,
+                                         &ngx_http_registry_rfc_cache_header,
+                                         ngx_http_registry_next_hop, &hops);
+    }
+
+    if (hops.bad) {
+        hops.pos = buf;
+    }
+
+    len = (hops.pos - buf) + 2 + id->len + 2
+          + sizeof("; fwd=bypass; fwd-status=999; detail=REVALIDATED") - 1;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    value.data = p;
+    end = p + len;
+
+    p = ngx_cpymem(p, buf, hops.pos - buf);
+
+    if (p > value.data) {
+        *p++ = ',';
+        *p++ = ' ';
+    }
+
+    /* an sf-token starts with a letter or "*"; other ids are sf-strings */
+
+    if ((id->data[0] >= 'a' && id->data[0] <= 'z')
+        || (id->data[0] >= 'A' && id->data[0] <= 'Z') || id->data[0] == '*')
+    {
+        p = ngx_cpymem(p, id->data, id->len);
+
+    } else {
+        p = ngx_slprintf(p, end, "\"%V\"", id);
+    }
+
+    if (status->len == hit.len
+        && ngx_strncmp(status->data, hit.data, hit.len) == 0)
+    {
+        p = ngx_cpymem(p, "; hit", 5);
+
+    } else if (status->len == miss.len
+               && ngx_strncmp(status->data, miss.data, miss.len) == 0)
+    {
+        p = ngx_cpymem(p, "; fwd=miss", 10);
+
+    } else if (status->len == bypass.len
+               && ngx_strncmp(status->data, bypass.data, bypass.len) == 0)
+    {
+        p = ngx_cpymem(p, "; fwd=bypass", 12);
+
+    } else if (status->len == expired.len
+               && ngx_strncmp(status->data, expired.data, expired.len)
+                  == 0)
+    {
+        p = ngx_cpymem(p, "; fwd=stale", 11);
+
+    } else if (r->cached) {
+        /* STALE, UPDATING, REVALIDATED: served from an entry */
+        p = ngx_slprintf(p, end, "; hit; detail=%V", status);
+
+    } else {
+        p = ngx_slprintf(p, end, "; fwd=stale; detail=%V", status);
+    }
+
+    if (!r->cached && u->headers_in.status_n) {
+        p = ngx_slprintf(p, end, "; fwd-status=%ui", u->headers_in.status_n);
+    }
+
+    value.len = p - value.data;
+
+    return ngx_http_registry_set_header(r, &ngx_http_registry_rfc_cache_header,
+                                        &value);
+}
+
+
+static ngx_int_t
+ngx_http_registry_next_hop(ngx_table_elt_t *h, void *data)
+{
+    ngx_http_registry_hops_t  *hops = data;
+
+    size_t  i;
+
+    for (i = 0; i < h->value.len; i++) {
+        if (h->value.data[i] < 0x20 || h->value.data[i] > 0x7e) {
+            hops->bad = 1;
+            return NGX_DONE;
+        }
+    }
+
+    if (h->value.len == 0) {
+        return NGX_OK;
+    }
+
+    if ((size_t) (hops->end - hops->pos) < h->value.len + 2) {
+        hops->bad = 1;
+        return NGX_DONE;
+    }
+
+    if (hops->pos > hops->start) {
+        *hops->pos++ = ',';
+        *hops->pos++ = ' ';
+    }
+
+    hops->pos = ngx_cpymem(hops->pos, h->value.data, h->value.len);
+
+    return NGX_OK;
+}
+
+#endif
