@@ -137,7 +137,7 @@ my $base = 'connection content-length content-type date '
 sub answer_is {
     my ($r, $what, %want) = @_;
     my @names = split ' ', $base;
-    push @names, 'x-operator', 'x-registry-cache';
+    push @names, 'x-operator', 'x-registry-cache', 'cache-status';
     push @names, 'docker-content-digest', 'etag' if $want{digest};
     push @names, @{ $want{more} // [] };
     is(names($r), join(' ', sort @names, 'server'), "$what: only the "
@@ -150,6 +150,9 @@ sub answer_is {
          . 'status line');
     is(header($r, 'x-registry-cache'), $want{cache}, "$what: cache status")
         if $want{cache};
+    like(header($r, 'cache-status'),
+         qr/^(?:[A-Za-z*][^,]*|"[^"]*"); (?:hit|fwd=)/,
+         "$what: Cache-Status is the mirror's own entry alone");
     if ($want{digest}) {
         is(header($r, 'docker-content-digest'), $want{digest},
            "$what: Docker-Content-Digest is the digest");
