@@ -29,7 +29,6 @@ static ngx_int_t ngx_http_registry_deny(ngx_http_request_t *r,
 static ngx_int_t ngx_http_registry_unavailable(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, char *message);
 static ngx_int_t ngx_http_registry_too_many(ngx_http_request_t *r);
-static ngx_int_t ngx_http_registry_hide(ngx_table_elt_t *h, void *data);
 static ngx_int_t ngx_http_registry_hide_bearer(ngx_table_elt_t *h,
     void *data);
 
@@ -440,7 +439,7 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
 
     (void) ngx_http_registry_headers(&r->headers_out.headers,
                                      &ngx_http_registry_www_authenticate,
-                                     ngx_http_registry_hide, NULL);
+                                     ngx_http_registry_hide_line, NULL);
     r->headers_out.www_authenticate = NULL;
 
     if (ngx_http_registry_retry_token(r) || (h == NULL)) {
@@ -552,14 +551,8 @@ fetch:
 
 
 /*
- * A fetch that failed on the way (an answer larger than
- * subrequest_output_buffer_size, a connection lost mid-answer) would end
- * the client's request with it, unanswered: it is a failed fetch, and the
- * client gets an OCI error.  An answer too big for the buffer marks the
- * client's connection failed (ngx_http_output_filter does that for any
- * filter's NGX_ERROR) although nothing was written to it: unless the
- * client's side itself failed (closed, errored, timed out), the mark is
- * lifted.
+ * A fetch that failed on the way is a failed fetch, and the client gets
+ * an OCI error (ngx_http_registry_subrequest_done()).
  */
 
 static ngx_int_t
@@ -690,15 +683,6 @@ ngx_http_registry_too_many(ngx_http_request_t *r)
     return ngx_http_registry_deny(r, NGX_HTTP_TOO_MANY_REQUESTS,
                                   "TOOMANYREQUESTS",
                                   "the upstream registry is rate-limiting");
-}
-
-
-static ngx_int_t
-ngx_http_registry_hide(ngx_table_elt_t *h, void *data)
-{
-    h->hash = 0;
-
-    return NGX_OK;
 }
 
 

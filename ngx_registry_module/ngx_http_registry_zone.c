@@ -56,6 +56,8 @@ typedef struct {
 
 static ngx_int_t ngx_http_registry_zone_init(ngx_shm_zone_t *zone,
     void *data);
+static ngx_int_t ngx_http_registry_zone_copy(ngx_http_registry_record_t *rec,
+    ngx_str_t *key, ngx_pool_t *pool, ngx_str_t *value);
 static ngx_int_t ngx_http_registry_zone_set_locked(
     ngx_http_registry_zone_t *z, ngx_uint_t kind, ngx_str_t *key,
     uint32_t hash, ngx_str_t *value, time_t expires);
@@ -209,19 +211,11 @@ ngx_http_registry_zone_get(ngx_shm_zone_t *zone, ngx_uint_t kind,
     }
 
     if (rec) {
-        value->data = ngx_pnalloc(pool, rec->len);
+        rc = ngx_http_registry_zone_copy(rec, key, pool, value);
 
-        if (value->data == NULL) {
-            rc = NGX_ERROR;
-
-        } else {
-            value->len = rec->len;
-            ngx_memcpy(value->data, rec->data + key->len, rec->len);
-
+        if (rc == NGX_OK) {
             ngx_queue_remove(&rec->queue);
             ngx_queue_insert_head(&k->queue, &rec->queue);
-
-            rc = NGX_OK;
         }
     }
 
@@ -304,16 +298,7 @@ ngx_http_registry_zone_keep(ngx_shm_zone_t *zone, ngx_uint_t kind,
     rc = NGX_DECLINED;
 
     if (rec) {
-        kept->data = ngx_pnalloc(pool, rec->len);
-
-        if (kept->data == NULL) {
-            rc = NGX_ERROR;
-
-        } else {
-            kept->len = rec->len;
-            ngx_memcpy(kept->data, rec->data + key->len, rec->len);
-            rc = NGX_OK;
-        }
+        rc = ngx_http_registry_zone_copy(rec, key, pool, kept);
     }
 
     ngx_shmtx_unlock(&z->shpool->mutex);
@@ -547,4 +532,22 @@ ngx_http_registry_zone_footprint(size_t size)
     for (n = 8; n < size; n <<= 1) { /* void */ }
 
     return n;
+}
+
+
+/* a record's value, copied out of shared memory: called under the lock */
+
+static ngx_int_t
+ngx_http_registry_zone_copy(ngx_http_registry_record_t *rec, ngx_str_t *key,
+    ngx_pool_t *pool, ngx_str_t *value)
+{
+    value->data = ngx_pnalloc(pool, rec->len);
+    if (value->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    value->len = rec->len;
+    ngx_memcpy(value->data, rec->data + key->len, rec->len);
+
+    return NGX_OK;
 }
