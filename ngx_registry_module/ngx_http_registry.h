@@ -28,14 +28,30 @@ typedef struct ngx_http_registry_target_s  ngx_http_registry_target_t;
 #define NGX_HTTP_REGISTRY_PRIVATE_MARK  (17 + 16)
 
 
+/*
+ * Where a registry is fetched from: the URL of its "registry" line, then
+ * each of its "registry_region" lines, in order.
+ */
+
+typedef struct {
+    ngx_str_t                  name;       /* the URL's host: an upstream{}
+                                              block or a host name */
+    ngx_str_t                  upstream;   /* scheme://host[:port] */
+    ngx_str_t                  host;       /* Host: sent there */
+    ngx_str_t                  ssl_name;   /* its TLS name */
+    ngx_str_t                  origin;     /* scheme://Host, as the
+                                              registry knows itself */
+    ngx_str_t                  credentials;  /* "Basic ...", from a file */
+} ngx_http_registry_region_t;
+
+
 /* one "registry" directive */
 
 typedef struct {
     ngx_str_t                  name;       /* as clients write it */
-    ngx_str_t                  upstream;   /* scheme://host[:port] */
+    ngx_array_t                regions;    /* ngx_http_registry_region_t */
     ngx_str_t                  prefix;     /* inserted after "/v2/" */
     ngx_flag_t                 library;    /* Docker Hub "library/" */
-    ngx_str_t                  credentials;  /* "Basic ...", from a file */
     ngx_flag_t                 client_auth;  /* clients log in themselves */
     u_char                     private_mark[NGX_HTTP_REGISTRY_PRIVATE_MARK];
 } ngx_http_registry_t;
@@ -74,6 +90,7 @@ typedef struct {
     ngx_msec_t                 tag_check_timeout;
     ngx_array_t               *immutable_tags;  /* ngx_regex_elt_t */
     ngx_array_t               *aliases;     /* ngx_http_registry_alias_t */
+    ngx_http_complex_value_t  *region_first;
     ngx_str_t                  default_name;
     ngx_http_registry_t       *default_registry;
 } ngx_http_registry_loc_conf_t;
@@ -83,6 +100,9 @@ typedef struct {
 
 typedef struct {
     ngx_http_registry_t       *registry;
+    ngx_http_registry_region_t  *region;   /* where it goes upstream */
+    ngx_uint_t                 region_first;  /* index of the first tried */
+    ngx_uint_t                 region_tries;  /* regions failed before */
     ngx_uint_t                 endpoint;
     ngx_str_t                  repository;  /* as sent upstream */
     ngx_str_t                  reference;

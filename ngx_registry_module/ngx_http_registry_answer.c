@@ -15,6 +15,7 @@
 #include "ngx_http_registry_verify.h"
 #include "ngx_http_registry_tag.h"
 #include "ngx_http_registry_auth.h"
+#include "ngx_http_registry_region.h"
 #include "ngx_http_registry_answer.h"
 
 
@@ -857,7 +858,7 @@ ngx_http_registry_rfc_cache_status(ngx_http_request_t *r, ngx_str_t *status)
 {
     u_char                         *p, *end;
     size_t                          len;
-    ngx_str_t                       value, *id;
+    ngx_str_t                       value, detail, region, *id;
     ngx_http_upstream_t            *u;
     ngx_http_registry_hops_t        hops;
     ngx_http_registry_main_conf_t  *rmcf;
@@ -887,8 +888,14 @@ ngx_http_registry_rfc_cache_status(ngx_http_request_t *r, ngx_str_t *status)
         hops.pos = buf;
     }
 
+    ngx_str_null(&detail);
+    ngx_str_null(&region);
+    (void) ngx_http_registry_region_served(r, &region);
+
     len = (hops.pos - buf) + 2 + id->len + 2
-          + sizeof("; fwd=bypass; fwd-status=999; detail=REVALIDATED") - 1;
+          + sizeof("; fwd=bypass; fwd-status=999; detail=\"REVALIDATED "
+                   "region=\"") - 1
+          + region.len;
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -939,14 +946,26 @@ ngx_http_registry_rfc_cache_status(ngx_http_request_t *r, ngx_str_t *status)
 
     } else if (r->cached) {
         /* STALE, UPDATING, REVALIDATED: served from an entry */
-        p = ngx_slprintf(p, end, "; hit; detail=%V", status);
+        p = ngx_cpymem(p, "; hit", 5);
+        detail = *status;
 
     } else {
-        p = ngx_slprintf(p, end, "; fwd=stale; detail=%V", status);
+        p = ngx_cpymem(p, "; fwd=stale", 11);
+        detail = *status;
     }
 
     if (!r->cached && u->headers_in.status_n) {
         p = ngx_slprintf(p, end, "; fwd-status=%ui", u->headers_in.status_n);
+    }
+
+    /* the region an answer fetched now came from, where there are several */
+
+    if (ngx_http_registry_region_served(r, &region)) {
+        p = ngx_slprintf(p, end, "; detail=\"%V%sregion=%V\"", &detail,
+                         detail.len ? " " : "", &region);
+
+    } else if (detail.len) {
+        p = ngx_slprintf(p, end, "; detail=%V", &detail);
     }
 
     value.len = p - value.data;

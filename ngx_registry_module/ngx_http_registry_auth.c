@@ -1036,16 +1036,21 @@ ngx_http_registry_auth_private(ngx_http_request_t *r,
 /*
  * The private mark names the upstream the fill came from (a hash: the
  * cache file keeps 128 bytes of it at most), for registries of the same
- * upstream under several names share what it says.  Made once, with the
- * configuration.
+ * upstream under several names share what it says.  A registry's regions
+ * are copies of one registry: its first region's URL names them all.
+ * Made once, with the configuration.
  */
 
 void
 ngx_http_registry_auth_private_mark(ngx_http_registry_t *reg, u_char *buf)
 {
-    u_char  hex[NGX_HTTP_REGISTRY_AUTH_HASH];
+    u_char                       hex[NGX_HTTP_REGISTRY_AUTH_HASH];
+    ngx_http_registry_region_t  *region;
 
-    ngx_http_registry_auth_hash(reg->upstream.data, reg->upstream.len, hex);
+    region = reg->regions.elts;
+
+    ngx_http_registry_auth_hash(region[0].upstream.data,
+                                region[0].upstream.len, hex);
 
     buf = ngx_cpymem(buf, "registry:private:", NGX_HTTP_REGISTRY_AUTH_MARK);
     ngx_memcpy(buf, hex, NGX_HTTP_REGISTRY_AUTH_MARK_LEN

@@ -23,6 +23,7 @@
 #include "ngx_http_registry_tag.h"
 #include "ngx_http_registry_auth.h"
 #include "ngx_http_registry_relay.h"
+#include "ngx_http_registry_region.h"
 
 
 static ngx_int_t ngx_http_registry_variable(ngx_http_request_t *r,
@@ -36,6 +37,12 @@ static ngx_int_t ngx_http_registry_counter_variable(ngx_http_request_t *r,
 
 static char *ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_registry_region(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_registry_region_add(ngx_conf_t *cf,
+    ngx_http_registry_t *reg, ngx_str_t *url, ngx_str_t *prefix);
+static ngx_int_t ngx_http_registry_region_option(ngx_conf_t *cf,
+    ngx_http_registry_region_t *region, ngx_str_t *option);
 static char *ngx_http_registry_alias(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_registry_credentials(ngx_conf_t *cf,
@@ -69,6 +76,20 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       ngx_http_registry,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("registry_region"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_registry_region,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("registry_region_first"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_registry_loc_conf_t, region_first),
       NULL },
 
     { ngx_string("registry_node_id"),
@@ -249,8 +270,22 @@ ngx_module_t  ngx_http_registry_module = {
 static ngx_http_variable_t  ngx_http_registry_vars[] = {
 
     { ngx_string("registry_upstream"), NULL,
-      ngx_http_registry_conf_variable,
-      offsetof(ngx_http_registry_t, upstream),
+      ngx_http_registry_region_variable,
+      offsetof(ngx_http_registry_region_t, upstream),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_host"), NULL,
+      ngx_http_registry_region_variable,
+      offsetof(ngx_http_registry_region_t, host),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_ssl_name"), NULL,
+      ngx_http_registry_region_variable,
+      offsetof(ngx_http_registry_region_t, ssl_name),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("registry_region"), NULL,
+      ngx_http_registry_region_served_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("registry_name"), NULL,
@@ -467,11 +502,13 @@ ngx_http_registry_counter_variable(ngx_http_request_t *r,
 
 
 /*
- * registry <name> <url> [library=on|off];
+ * registry <name> <url> [library=on|off] [auth=client|mirror]
+ *          [host=<name[:port]>] [credentials=<file>];
  *
- * The URL is "http[s]://host[:port][/prefix]".  The host may name an
- * upstream{} block; a prefix puts the upstream's names below it, so a
- * mirror can front another path-prefix mirror.
+ * The URL is "http[s]://host[:port][/prefix]", the registry's first
+ * region.  The host may name an upstream{} block; a prefix puts the
+ * upstream's names below it, so a mirror can front another path-prefix
+ * mirror.
  */
 
 static char *
@@ -479,10 +516,10 @@ ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_registry_main_conf_t *rmcf = conf;
 
-    u_char               *p, *last, *host, *slash;
-    ngx_str_t            *value, prefix, file;
-    ngx_uint_t            i;
-    ngx_http_registry_t  *reg;
+    ngx_str_t                   *value;
+    ngx_uint_t                   i;
+    ngx_http_registry_t         *reg;
+    ngx_http_registry_region_t  *region;
 
     value = cf->args->elts;
 
@@ -509,13 +546,124 @@ ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     reg->library = (value[1].len == 9
                     && ngx_strncmp(value[1].data, "docker.io", 9) == 0);
 
-    p = value[2].data;
-    last = p + value[2].len;
+    if (ngx_array_init(&reg->regions, cf->pool, 2,
+                       sizeof(ngx_http_registry_region_t))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
 
-    if (value[2].len > 7 && ngx_strncasecmp(p, (u_char *) "http://", 7) == 0) {
+    if (ngx_http_registry_region_add(cf, reg, &value[2], &reg->prefix)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    region = reg->regions.elts;
+
+    for (i = 3; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "library=on") == 0) {
+            reg->library = 1;
+
+        } else if (ngx_strcmp(value[i].data, "library=off") == 0) {
+            reg->library = 0;
+
+        } else if (ngx_strcmp(value[i].data, "auth=client") == 0) {
+            reg->client_auth = 1;
+
+        } else if (ngx_strcmp(value[i].data, "auth=mirror") == 0) {
+            reg->client_auth = 0;
+
+        } else if (ngx_http_registry_region_option(cf, &region[0], &value[i])
+                   != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * registry_region <name> <url> [host=<name[:port]>] [credentials=<file>];
+ *
+ * One more place the registry is fetched from, after those declared
+ * before it.  Its path prefix is the registry's.
+ */
+
+static char *
+ngx_http_registry_region(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_registry_main_conf_t *rmcf = conf;
+
+    ngx_str_t                   *value, prefix;
+    ngx_uint_t                   i;
+    ngx_http_registry_t         *reg;
+    ngx_http_registry_region_t  *region;
+
+    value = cf->args->elts;
+
+    ngx_strlow(value[1].data, value[1].data, value[1].len);
+
+    reg = ngx_http_registry_lookup(rmcf, &value[1]);
+    if (reg == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "no registry \"%V\" declared before it",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_registry_region_add(cf, reg, &value[2], &prefix) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (prefix.len
+        && (prefix.len != reg->prefix.len
+            || ngx_strncmp(prefix.data, reg->prefix.data, prefix.len) != 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "region \"%V\" of registry \"%V\": a region's "
+                           "path prefix is the registry's (\"/%V\")",
+                           &value[2], &value[1], &reg->prefix);
+        return NGX_CONF_ERROR;
+    }
+
+    region = reg->regions.elts;
+    region = &region[reg->regions.nelts - 1];
+
+    for (i = 3; i < cf->args->nelts; i++) {
+        if (ngx_http_registry_region_option(cf, region, &value[i]) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * A region from its URL, "http[s]://host[:port][/prefix]".  The host may
+ * name an upstream{} block: it is the region's name.  Host and the TLS
+ * name are the URL's unless "host=" says otherwise.
+ */
+
+static ngx_int_t
+ngx_http_registry_region_add(ngx_conf_t *cf, ngx_http_registry_t *reg,
+    ngx_str_t *url, ngx_str_t *prefix)
+{
+    u_char                      *p, *last, *host, *slash;
+    ngx_uint_t                   i;
+    ngx_http_registry_region_t  *region;
+
+    p = url->data;
+    last = p + url->len;
+
+    if (url->len > 7 && ngx_strncasecmp(p, (u_char *) "http://", 7) == 0) {
         host = p + 7;
 
-    } else if (value[2].len > 8
+    } else if (url->len > 8
                && ngx_strncasecmp(p, (u_char *) "https://", 8) == 0)
     {
         host = p + 8;
@@ -539,27 +687,57 @@ ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    reg->upstream.data = value[2].data;
-    reg->upstream.len = slash - value[2].data;
+    region = reg->regions.elts;
+
+    for (i = 0; i < reg->regions.nelts; i++) {
+        if (region[i].upstream.len == (size_t) (slash - url->data)
+            && ngx_strncasecmp(region[i].upstream.data, url->data,
+                               slash - url->data)
+               == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "registry \"%V\" has region \"%V\" "
+                               "already", &reg->name, url);
+            return NGX_ERROR;
+        }
+    }
+
+    region = ngx_array_push(&reg->regions);
+    if (region == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(region, sizeof(ngx_http_registry_region_t));
+
+    region->upstream.data = url->data;
+    region->upstream.len = slash - url->data;
+    region->host.data = host;
+    region->host.len = slash - host;
+
+    if (ngx_http_registry_region_option(cf, region, NULL) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    region->name = region->host;
 
     /* the path prefix: name components, surrounding slashes dropped */
 
-    prefix.data = slash;
-    prefix.len = last - slash;
+    prefix->data = slash;
+    prefix->len = last - slash;
 
-    while (prefix.len && prefix.data[0] == '/') {
-        prefix.data++;
-        prefix.len--;
+    while (prefix->len && prefix->data[0] == '/') {
+        prefix->data++;
+        prefix->len--;
     }
 
-    while (prefix.len && prefix.data[prefix.len - 1] == '/') {
-        prefix.len--;
+    while (prefix->len && prefix->data[prefix->len - 1] == '/') {
+        prefix->len--;
     }
 
-    for (p = prefix.data; p < prefix.data + prefix.len; p = slash + 1) {
-        slash = ngx_strlchr(p, prefix.data + prefix.len, '/');
+    for (p = prefix->data; p < prefix->data + prefix->len; p = slash + 1) {
+        slash = ngx_strlchr(p, prefix->data + prefix->len, '/');
         if (slash == NULL) {
-            slash = prefix.data + prefix.len;
+            slash = prefix->data + prefix->len;
         }
 
         if (ngx_http_registry_valid_component(p, slash - p) != NGX_OK
@@ -569,48 +747,92 @@ ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    reg->prefix = prefix;
-
-    for (i = 3; i < cf->args->nelts; i++) {
-
-        if (ngx_strcmp(value[i].data, "library=on") == 0) {
-            reg->library = 1;
-
-        } else if (ngx_strcmp(value[i].data, "library=off") == 0) {
-            reg->library = 0;
-
-        } else if (ngx_strcmp(value[i].data, "auth=client") == 0) {
-            reg->client_auth = 1;
-
-        } else if (ngx_strcmp(value[i].data, "auth=mirror") == 0) {
-            reg->client_auth = 0;
-
-        } else if (ngx_strncmp(value[i].data, "credentials=", 12) == 0) {
-            file.len = value[i].len - 12;
-            file.data = value[i].data + 12;
-
-            if (ngx_http_registry_credentials(cf, &file, &reg->credentials)
-                != NGX_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-        } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\"", &value[i]);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    return NGX_CONF_OK;
+    return NGX_OK;
 
 invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid registry URL \"%V\", expected "
-                       "\"http[s]://host[:port][/prefix]\"", &value[2]);
+                       "\"http[s]://host[:port][/prefix]\"", url);
 
-    return NGX_CONF_ERROR;
+    return NGX_ERROR;
+}
+
+
+/*
+ * A region's "host=" and "credentials="; with no option, its TLS name
+ * made from its Host: the name without the port, an IPv6 literal
+ * without its brackets' port.
+ */
+
+static ngx_int_t
+ngx_http_registry_region_option(ngx_conf_t *cf,
+    ngx_http_registry_region_t *region, ngx_str_t *option)
+{
+    u_char     *p, *last;
+    ngx_str_t   file;
+
+    if (option == NULL) {
+        goto name;
+    }
+
+    if (ngx_strncmp(option->data, "credentials=", 12) == 0) {
+        file.len = option->len - 12;
+        file.data = option->data + 12;
+
+        return ngx_http_registry_credentials(cf, &file, &region->credentials);
+    }
+
+    if (ngx_strncmp(option->data, "host=", 5) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", option);
+        return NGX_ERROR;
+    }
+
+    region->host.data = option->data + 5;
+    region->host.len = option->len - 5;
+
+    p = region->host.data;
+
+    if (ngx_http_registry_valid_host(p, region->host.len) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid host name in \"%V\"", option);
+        return NGX_ERROR;
+    }
+
+name:
+
+    p = region->host.data;
+    last = p + region->host.len;
+
+    if (p < last && *p == '[') {
+        p = ngx_strlchr(p, last, ']');
+        last = p ? p + 1 : last;
+
+    } else {
+        p = ngx_strlchr(p, last, ':');
+        last = p ? p : last;
+    }
+
+    region->ssl_name.data = region->host.data;
+    region->ssl_name.len = last - region->host.data;
+
+    /* the scheme of the URL, then Host */
+
+    p = ngx_strlchr(region->upstream.data,
+                    region->upstream.data + region->upstream.len, ':');
+
+    region->origin.len = (p - region->upstream.data) + 3 + region->host.len;
+    region->origin.data = ngx_pnalloc(cf->pool, region->origin.len);
+    if (region->origin.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(region->origin.data, "%*s://%V",
+                (size_t) (p - region->upstream.data), region->upstream.data,
+                &region->host);
+
+    return NGX_OK;
 }
 
 

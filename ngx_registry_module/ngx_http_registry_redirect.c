@@ -79,20 +79,23 @@ ngx_http_registry_redirect(ngx_http_request_t *r)
         return ngx_http_registry_redirect_fail(r, "redirect without Location");
     }
 
-    /* the first Location is relative to the registry's URL */
+    /* the first Location is relative to the URL the region was asked */
 
     if (st->hops == 1) {
         ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
-        base.len = ctx->registry->upstream.len + ctx->uri.len;
-        base.data = ngx_pnalloc(r->pool, base.len);
-        if (base.data == NULL) {
+        base = ctx->region->origin;
+
+        p = ngx_pnalloc(r->pool, base.len + ctx->uri.len);
+        if (p == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        p = ngx_cpymem(base.data, ctx->registry->upstream.data,
-                       ctx->registry->upstream.len);
-        ngx_memcpy(p, ctx->uri.data, ctx->uri.len);
+        ngx_memcpy(p, base.data, base.len);
+        ngx_memcpy(p + base.len, ctx->uri.data, ctx->uri.len);
+
+        base.data = p;
+        base.len += ctx->uri.len;
 
     } else {
         base = st->target.absolute;

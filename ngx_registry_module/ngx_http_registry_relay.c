@@ -13,6 +13,7 @@
 #include "ngx_http_registry_zone.h"
 #include "ngx_http_registry_response.h"
 #include "ngx_http_registry_auth.h"
+#include "ngx_http_registry_region.h"
 #include "ngx_http_registry_target.h"
 #include "ngx_http_registry_relay.h"
 
@@ -285,8 +286,8 @@ ngx_http_registry_relay_handler(ngx_http_request_t *r)
         }
     }
 
-    rc = ngx_http_registry_realm(r, &ctx->token_url,
-                                 &ctx->registry->upstream, &ctx->token_target);
+    rc = ngx_http_registry_realm(r, &ctx->token_url, &ctx->region->origin,
+                                 &ctx->token_target);
 
     if (rc == NGX_AGAIN) {
         return NGX_AGAIN;
@@ -489,6 +490,12 @@ ngx_http_registry_relay_parse(ngx_http_request_t *r,
 
     if (ctx->registry == NULL || !ctx->registry->client_auth) {
         return NGX_DECLINED;
+    }
+
+    /* a login goes to the first region: regions share one token service */
+
+    if (ngx_http_registry_region_route(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     /* the scopes: "repository:<upstream name>:pull", space-separated */

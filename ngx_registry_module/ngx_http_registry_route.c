@@ -14,6 +14,7 @@
 #include "ngx_http_registry_loop.h"
 #include "ngx_http_registry_tag.h"
 #include "ngx_http_registry_auth.h"
+#include "ngx_http_registry_region.h"
 #include "ngx_http_registry_route.h"
 
 
@@ -137,6 +138,10 @@ ngx_http_registry_handler(ngx_http_request_t *r)
         goto failed;
     }
 
+    if (ngx_http_registry_region_route(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (ngx_http_registry_upstream_uri(r, ctx, &path, &args) != NGX_OK
         || ngx_http_registry_cache_key(r, ctx) != NGX_OK)
     {
@@ -166,7 +171,7 @@ ngx_http_registry_handler(ngx_http_request_t *r)
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "registry: \"%V\" %V%V",
-                   &ctx->registry->name, &ctx->registry->upstream, &ctx->uri);
+                   &ctx->registry->name, &ctx->region->upstream, &ctx->uri);
 
     return NGX_DECLINED;
 
@@ -493,25 +498,40 @@ ngx_http_registry_accept_line(ngx_table_elt_t *h, void *data)
 }
 
 
-/* where the upstream token for this repository is kept */
+/*
+ * Where the upstream token for this repository is kept: per registry (two
+ * names of one upstream may have different credentials), and per region
+ * host where a registry has several (each region may be a registry of its
+ * own, with its own token service).
+ */
 
 static ngx_int_t
 ngx_http_registry_token_key(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
+    u_char     *p;
     ngx_str_t  *name, *repo;
 
     name = &ctx->registry->name;
     repo = &ctx->repository;
 
-    ctx->token_key.len = name->len + repo->len
+    ctx->token_key.len = name->len + 1 + ctx->region->host.len + repo->len
                          + sizeof(" repository::pull") - 1;
     ctx->token_key.data = ngx_pnalloc(r->pool, ctx->token_key.len);
     if (ctx->token_key.data == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_sprintf(ctx->token_key.data, "%V repository:%V:pull", name, repo);
+    p = ngx_cpymem(ctx->token_key.data, name->data, name->len);
+
+    if (ctx->registry->regions.nelts > 1) {
+        *p++ = '@';
+        p = ngx_cpymem(p, ctx->region->host.data, ctx->region->host.len);
+    }
+
+    p = ngx_sprintf(p, " repository:%V:pull", repo);
+
+    ctx->token_key.len = p - ctx->token_key.data;
 
     return NGX_OK;
 }

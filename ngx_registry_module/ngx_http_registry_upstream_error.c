@@ -15,7 +15,14 @@
 #include "ngx_http_registry_target.h"
 #include "ngx_http_registry_tag.h"
 #include "ngx_http_registry_auth.h"
+#include "ngx_http_registry_region.h"
 #include "ngx_http_registry_upstream_error.h"
+
+
+typedef struct {
+    ngx_str_t                     token;
+    ngx_http_registry_region_t   *region;
+} ngx_http_registry_retry_t;
 
 
 static ngx_int_t ngx_http_registry_token_done(ngx_http_request_t *r,
@@ -168,14 +175,14 @@ ngx_http_registry_token_auth_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_registry_module);
 
-    if (ctx == NULL || ctx->registry == NULL
-        || ctx->registry->credentials.len == 0)
+    if (ctx == NULL || ctx->region == NULL
+        || ctx->region->credentials.len == 0)
     {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    ngx_http_registry_set_value(v, &ctx->registry->credentials);
+    ngx_http_registry_set_value(v, &ctx->region->credentials);
 
     return NGX_OK;
 }
@@ -232,6 +239,20 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
     if (ctx->error_status == 0) {
         ctx->error_status = r->err_status;
         r->err_status = 0;
+
+        /*
+         * A region that failed (nginx's own 502 or 504 when it could not
+         * connect, resolve or read; the upstream's 5xx or 429): the next
+         * region, before anything is served stale or refused.
+         */
+
+        if (r->upstream
+            && ngx_http_registry_failover(r, ctx, ctx->error_status,
+                                          "failed")
+               == NGX_DONE)
+        {
+            return NGX_DONE;
+        }
     }
 
     /* a request that checks what its credentials may read */
@@ -257,6 +278,15 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
             return ngx_http_registry_deny(r, rc, "UNAVAILABLE",
                                           "upstream registry unavailable");
         }
+    }
+
+    if (ctx->error_status == NGX_HTTP_INTERNAL_SERVER_ERROR
+        && r->upstream
+        && r->upstream->headers_in.status_n == NGX_HTTP_INTERNAL_SERVER_ERROR)
+    {
+        return ngx_http_registry_deny(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                      "UNAVAILABLE",
+                                      "the upstream registry failed");
     }
 
     if (ctx->error_status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
@@ -412,7 +442,7 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
         ch.realm.len = 0;
     }
 
-    if (!ch.bearer && ctx->registry->credentials.len == 0) {
+    if (!ch.bearer && ctx->region->credentials.len == 0) {
 
         /*
          * The mirror has nothing to answer this challenge with: pass it
@@ -449,10 +479,10 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
 
     if (!ch.bearer) {
         (void) ngx_http_registry_token_set(r, &ctx->token_key,
-                                           &ctx->registry->credentials,
+                                           &ctx->region->credentials,
                                            ngx_time() + 3600);
 
-        return ngx_http_registry_token_retry(r, &ctx->registry->credentials);
+        return ngx_http_registry_token_retry(r, &ctx->region->credentials);
     }
 
     /*
@@ -512,8 +542,8 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
 
 fetch:
 
-    rc = ngx_http_registry_realm(r, &ctx->token_url,
-                                 &ctx->registry->upstream, &ctx->token_target);
+    rc = ngx_http_registry_realm(r, &ctx->token_url, &ctx->region->origin,
+                                 &ctx->token_target);
 
     if (rc == NGX_AGAIN) {
         return NGX_AGAIN;
@@ -599,8 +629,9 @@ ngx_http_registry_token_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 static ngx_int_t
 ngx_http_registry_token_retry(ngx_http_request_t *r, ngx_str_t *value)
 {
-    ngx_str_t           *token;
-    ngx_pool_cleanup_t  *cln;
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_registry_ctx_t    *ctx;
+    ngx_http_registry_retry_t  *retry;
 
     if (!ngx_http_registry_redirects_left(r)) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -610,13 +641,16 @@ ngx_http_registry_token_retry(ngx_http_request_t *r, ngx_str_t *value)
                                       "too many internal redirects");
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_str_t));
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_registry_retry_t));
     if (cln == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    token = cln->data;
-    *token = *value;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    retry = cln->data;
+    retry->token = *value;
+    retry->region = ctx->region;
 
     cln->handler = ngx_http_registry_retried;
 
@@ -630,20 +664,40 @@ ngx_http_registry_token_retry(ngx_http_request_t *r, ngx_str_t *value)
 static void
 ngx_http_registry_retried(void *data)
 {
-    /* a marker: the request has already been retried with a fresh token */
+    ngx_http_registry_retry_t  *retry = data;
+
+    /*
+     * A marker: the request has already been retried with a fresh token.
+     * Not empty: it is found by its address, and the compiler folds
+     * identical functions into one (-fipa-icf).
+     */
+
+    retry->region = NULL;
 }
 
 
-/* the token the request was retried with, NULL if it was not retried */
+/*
+ * The token the request was retried with, NULL if it was not retried in
+ * the region it is in now (another region is another token service).
+ */
 
 static ngx_str_t *
 ngx_http_registry_retry_token(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t  *cln;
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_registry_ctx_t    *ctx;
+    ngx_http_registry_retry_t  *retry;
 
     for (cln = r->pool->cleanup; cln; cln = cln->next) {
         if (cln->handler == ngx_http_registry_retried) {
-            return cln->data;
+            retry = cln->data;
+            ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+            if (ctx && ctx->region && retry->region != ctx->region) {
+                return NULL;
+            }
+
+            return &retry->token;
         }
     }
 
@@ -700,12 +754,21 @@ ngx_http_registry_hide_bearer(ngx_table_elt_t *h, void *data)
 }
 
 
-/* the mirror's own step failed: a tag's check serves stale, else 502 */
+/*
+ * The mirror's own step failed (its token fetch): the next region, else a
+ * tag's check serves stale, else 502.
+ */
 
 static ngx_int_t
 ngx_http_registry_unavailable(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, char *message)
 {
+    if (ngx_http_registry_failover(r, ctx, NGX_HTTP_BAD_GATEWAY, message)
+        == NGX_DONE)
+    {
+        return NGX_DONE;
+    }
+
     if (ngx_http_registry_tag_stale(r, ctx, message) == NGX_DONE) {
         return NGX_DONE;
     }

@@ -233,8 +233,10 @@ is(header($r, 'oci-filters-applied'), 'artifactType',
 
 ($d) = blob('error');
 $r = get("/v2/error.test/x/blobs/$d");
-is($r->{status}, 500, 'an upstream error passed on: 500');
-answer_is($r, 'upstream error', type => 'application/json',
+is($r->{status}, 500, 'an upstream 500: 500');
+is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE',
+   '... with the mirror\'s own OCI body (the upstream\'s is not passed on)');
+answer_is($r, 'upstream error', type => 'application/json; charset=utf-8',
           cache => 'MISS');
 
 # --- Content-Encoding -------------------------------------------------------------
