@@ -1154,6 +1154,7 @@ ngx_http_registry_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     rlcf->aliases = NULL;
+     *     rlcf->region_first = NULL;
      *     rlcf->default_name = { 0, NULL };
      *     rlcf->default_registry = NULL;
      */
@@ -1221,6 +1222,10 @@ ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->aliases == NULL) {
         conf->aliases = prev->aliases;
+    }
+
+    if (conf->region_first == NULL) {
+        conf->region_first = prev->region_first;
     }
 
     if (conf->aliases) {

@@ -331,9 +331,11 @@ sub start_nginx {
 # Sends the exact bytes of a request and reads the whole answer.
 sub http_raw {
     my ($port, $bytes, %o) = @_;
+    # "local": the client's own address (another loopback one, say)
     my $s = IO::Socket::INET->new(PeerAddr => $o{host} // '127.0.0.1',
                                   PeerPort => $port, Proto => 'tcp',
-                                  Timeout => 5)
+                                  Timeout => 5,
+                                  $o{local} ? (LocalAddr => $o{local}) : ())
         or die "connect $port: $!";
     binmode $s;
     print $s $bytes;
@@ -462,6 +464,7 @@ sub wait_until {
 sub push_image {
     my ($image, $reg, $name, %o) = @_;
     my @all = $o{all} ? ('--all') : ();
+    push @all, '--dest-creds', $o{creds} if $o{creds};
     run_ok('skopeo', '--insecure-policy', 'copy', @all,
            '--dest-tls-verify=false', $image->{ref},
            "docker://$reg->{host}/$name");

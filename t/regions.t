@@ -1,0 +1,366 @@
+#!/usr/bin/perl
+
+# Regions (issue 12, points 1 and 2).  One registry, "example.test", is
+# served in two regions, "apac" and "us": each an upstream{} block in
+# front of a registry of its own (CNCF distribution, token auth with its
+# own token server, signing key and credentials), behind a TLS front (a
+# plain nginx) whose certificate names only that region's host,
+# registry-apac.test or registry-us.test, and which answers 421 to any
+# other Host.  The same images are pushed to both.
+#
+# Point 1: the first region is chosen per request by geo on the client's
+# address, by a header a GeoDNS front sets (map), or by a constant; the
+# region that served is in $registry_region and Cache-Status; Host and
+# the TLS name are the region's (a block's own name fails the
+# certificate check); each region's credentials go to its own token
+# service, and tokens are kept per region host (no token is fetched
+# twice while clients of both regions alternate).
+#
+# Point 2: a request for content not in the cache moves to the next
+# region when the first refuses connections, times out, does not
+# resolve, answers 500, 503 or 429, or is stopped: the client sees no
+# error.  nginx's passive health inside a block keeps traffic off a dead
+# server.  An expired tag whose region fails is refreshed from the next
+# region; served stale only when every region fails.
+
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use JSON::PP;
+use RegistryTest;
+
+my $d = test_dir();
+
+# --- two regions: token server, registry, TLS front each --------------------
+
+my $ca = make_ca();
+my %region;
+
+for my $name ('apac', 'us') {
+    my $rd = "$d/$name";
+    mkdir $rd;
+    run_ok('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+           '-keyout', "$rd/signer.key", '-out', "$rd/signer.crt",
+           '-days', '2', '-subj', "/CN=$name token signer");
+    spew("$rd/users", "user-$name:secret-$name\n");
+    spew("$rd/credentials", "user-$name:secret-$name\n");
+    my $tport = free_port();
+    my $ts = spawn(cmd => ['perl', "$ROOT/t/lib/tokenserver.pl", $tport,
+                           "$rd/signer.key", "$rd/signer.crt", 'test-issuer',
+                           "$rd/token.log", "$rd/users"],
+                   stdout => "$rd/ts.out");
+    wait_port($tport, pid => $ts) or die "token server $name did not start";
+    my $reg = start_registry(config => token_auth($tport, $rd));
+    $region{$name} = { dir => $rd, reg => $reg, token_log => "$rd/token.log",
+                       host => "registry-$name.test",
+                       cert => make_cert($ca, "registry-$name.test") };
+}
+
+# the front: the region's host name only; "fail" files make it fail
+my $other = make_cert($ca, 'someone-else.test');
+my %fport = map { $_ => free_port() } keys %region;
+my $fronts = start_nginx(plain => 1, ports => [values %fport],
+                         http => join '', map { my $f = $region{$_}; <<"EOF" } sort keys %region);
+    log_format front_$_ '\$host \$ssl_server_name "\$request" \$status';
+    server {
+        listen 127.0.0.1:$fport{$_} ssl default_server;
+        ssl_certificate $other->[0];
+        ssl_certificate_key $other->[1];
+        return 421;
+    }
+    server {
+        listen 127.0.0.1:$fport{$_} ssl;
+        server_name $f->{host};
+        ssl_certificate $f->{cert}[0];
+        ssl_certificate_key $f->{cert}[1];
+        access_log \@DIR\@/$_.log front_$_;
+        location / {
+            if (-f \@DIR\@/$_-fail-503) { return 503; }
+            if (-f \@DIR\@/$_-fail-500) { return 500; }
+            if (-f \@DIR\@/$_-fail-429) {
+                add_header Retry-After 7 always;
+                return 429;
+            }
+            proxy_pass http://127.0.0.1:$f->{reg}{port};
+            proxy_set_header Host \$host;
+        }
+    }
+EOF
+$region{$_}{log} = "$fronts->{dir}/$_.log" for keys %region;
+
+sub fail_region {
+    my ($name, $code) = @_;
+    unlink glob "$fronts->{dir}/$name-fail-*";
+    spew("$fronts->{dir}/$name-fail-$code", '') if $code;
+}
+
+# what a region's front passed on (answered 200 or failed: not the 401
+# that asks for a token)
+sub front_requests {
+    my ($name) = @_;
+    return grep { /"[A-Z]+ .*" (?!401)\d+$/ } file_lines($region{$name}{log});
+}
+
+# the mirror's token requests (the pushes asked for push too)
+sub token_requests {
+    my ($name) = @_;
+    return scalar grep { /:pull$/ } file_lines($region{$name}{token_log});
+}
+
+# the same images in both regions, each with its own credentials
+my @files = map { { "f$_" => "region layer $_\n" } } 1 .. 18;
+my $img = build_image(layers => \@files);
+my $tagged = build_image(layers => [{ t => "tagged, first\n" }]);
+for my $name (sort keys %region) {
+    push_image($img, $region{$name}{reg}, 'private/app:v1',
+               creds => "user-$name:secret-$name");
+    push_image($tagged, $region{$name}{reg}, 'private/tagged:v1',
+               creds => "user-$name:secret-$name");
+}
+
+my $index = decode_json(slurp("$img->{layout}/index.json"));
+my ($mhex) = $index->{manifests}[0]{digest} =~ /sha256:(\w+)/;
+my @blobs = map { $_->{digest} }
+            @{ decode_json(slurp("$img->{layout}/blobs/sha256/$mhex"))
+               ->{layers} };
+is(scalar @blobs, 18, 'the image has 18 layers, a fresh blob for each case');
+
+# --- the mirror --------------------------------------------------------------
+
+my $port = free_port();
+my ($hport, $cport) = (free_port(), free_port());
+my $silent_port = free_port();
+my $silent = start_silent($silent_port);
+my $dns = start_dns('registry-apac.test' => '127.0.0.1');
+my $closed = free_port();
+
+my $mirror = start_nginx(ca => slurp($ca->{crt}),
+                         ports => [$port, $hport, $cport], http => <<"EOF");
+    log_format regions '\$remote_addr \$registry_name \$registry_region '
+                       '\$status "\$request"';
+    resolver 127.0.0.1:$dns valid=1s ipv6=off;
+    resolver_timeout 2s;
+    registry_tag_valid 1s;
+    registry_redirect_http on;
+    registry_redirect_allow 127.0.0.0/8;
+
+    upstream apac { server 127.0.0.1:$fport{apac}; }
+    upstream us   { server 127.0.0.1:$fport{us}; }
+    upstream dead { server 127.0.0.1:$closed; }
+    upstream silent { server 127.0.0.1:$silent_port; }
+    upstream pool {
+        zone pool 64k;
+        server 127.0.0.1:$closed max_fails=1 fail_timeout=60s;
+        server 127.0.0.1:$fport{apac} max_fails=1 fail_timeout=60s;
+    }
+
+    geo \$client_region { default apac; 127.0.0.11 us; }
+    map \$http_x_geo_region \$header_region { default apac; us us; }
+
+    registry example.test https://apac host=registry-apac.test
+             credentials=$region{apac}{dir}/credentials;
+    registry_region example.test https://us host=registry-us.test
+                    credentials=$region{us}{dir}/credentials;
+
+    # the block's own name as Host and TLS name: the certificate fails
+    registry nohost.test https://apac
+             credentials=$region{apac}{dir}/credentials;
+
+    # a first region that fails in each way, then us
+    registry refused.test https://dead host=registry-apac.test;
+    registry_region refused.test https://us host=registry-us.test
+                    credentials=$region{us}{dir}/credentials;
+    registry timeout.test https://silent host=registry-apac.test;
+    registry_region timeout.test https://us host=registry-us.test
+                    credentials=$region{us}{dir}/credentials;
+    registry nodns.test https://nowhere.test;
+    registry_region nodns.test https://us host=registry-us.test
+                    credentials=$region{us}{dir}/credentials;
+
+    # a server of a block down: nginx's own passive health in the block
+    registry pool.test https://pool host=registry-apac.test
+             credentials=$region{apac}{dir}/credentials;
+
+    server {
+        listen 127.0.0.1:$port;
+        access_log \@DIR\@/regions.log regions;
+        proxy_connect_timeout 2s;
+        proxy_read_timeout 2s;
+        registry_region_first \$client_region;
+$MIRROR_PARAMS
+    }
+    server {
+        listen 127.0.0.1:$hport;
+        access_log \@DIR\@/regions.log regions;
+        registry_region_first \$header_region;
+$MIRROR_PARAMS
+    }
+    server {
+        listen 127.0.0.1:$cport;
+        access_log \@DIR\@/regions.log regions;
+        registry_region_first us;
+$MIRROR_PARAMS
+    }
+EOF
+
+my $n = 0;
+sub blob_get {
+    my ($registry, $digest, %o) = @_;
+    return http_get($o{port} // $port,
+                    "/v2/$registry/private/app/blobs/$digest", %o);
+}
+
+sub status_of {
+    my ($r) = @_;
+    return join ', ', @{ $r->{headers}{'cache-status'} // [] };
+}
+
+sub logged {
+    my ($pattern) = @_;
+    my $count = 0;
+    eventually(sub {
+        $count = grep { /$pattern/ } file_lines("$mirror->{dir}/regions.log");
+    });
+    return $count;
+}
+
+# --- point 1: the first region per request ------------------------------------
+
+my $r = blob_get('example.test', $blobs[0]);
+is($r->{status}, 200, 'geo, a client of apac: the blob');
+like(status_of($r), qr/fwd=miss.*detail="region=apac"/,
+     '... Cache-Status names the region it came from');
+is(scalar(grep { /blobs\/\Q$blobs[0]\E/ } front_requests('apac')), 1,
+   '... fetched from apac');
+is(scalar(grep { /blobs\/\Q$blobs[0]\E/ } front_requests('us')), 0,
+   '... not from us');
+ok((grep { /^registry-apac\.test registry-apac\.test "GET \/v2\/private\/app\/blobs/ }
+    front_requests('apac')),
+   "... with the region's host as Host and TLS name");
+
+$r = blob_get('example.test', $blobs[1], local => '127.0.0.11');
+is($r->{status}, 200, 'geo, a client of us (127.0.0.11): the blob');
+like(status_of($r), qr/detail="region=us"/, '... from us');
+is(scalar(grep { /blobs\/\Q$blobs[1]\E/ } front_requests('us')), 1,
+   '... fetched from us');
+ok((grep { /^registry-us\.test registry-us\.test "GET / } front_requests('us')),
+   "... with us's host as Host and TLS name");
+is(logged(qr/^127\.0\.0\.11 example\.test us 200 /), 1,
+   '... $registry_region in the access log');
+
+$r = blob_get('example.test', $blobs[1]);
+like(status_of($r), qr/; hit$/, 'a hit names no region');
+is(logged(qr/^127\.0\.0\.1 example\.test - 200 "GET \S+\Q$blobs[1]\E/), 1,
+   '... nor does $registry_region');
+
+$r = blob_get('example.test', $blobs[2], port => $hport,
+              headers => ['X-Geo-Region: us']);
+is($r->{status}, 200, 'map on a GeoDNS header: the blob');
+like(status_of($r), qr/detail="region=us"/, '... from us');
+
+$r = blob_get('example.test', $blobs[3], port => $cport);
+like(status_of($r), qr/detail="region=us"/, 'a constant: from us');
+
+# a block's name is not the registry's: no certificate names it
+$r = blob_get('nohost.test', $blobs[4]);
+is($r->{status}, 502, 'Host and TLS name from the block name: 502');
+like(slurp($mirror->{error_log}), qr/certificate|SSL/i,
+     '... the certificate check refused it');
+
+# each region's own credentials and token service; tokens per region host
+is(token_requests('apac'), 1, 'apac: one token fetched, with its credentials');
+is(token_requests('us'), 1, 'us: one token fetched, with its own');
+for my $i (5, 6) {
+    is(blob_get('example.test', $blobs[$i])->{status}, 200,
+       "apac client, blob $i");
+    is(blob_get('example.test', $blobs[$i + 2], local => '127.0.0.11')
+       ->{status}, 200, "us client, blob " . ($i + 2));
+}
+is(token_requests('apac'), 1, 'clients of both regions in turn: apac\'s '
+   . 'token kept');
+is(token_requests('us'), 1, '... and us\'s, each under its region host');
+
+# --- point 2: failover ----------------------------------------------------------
+
+my %case = (refused => 9, timeout => 10, nodns => 11);
+for my $name (sort keys %case) {
+    my $b = $blobs[$case{$name}];
+    $r = blob_get("$name.test", $b);
+    is($r->{status}, 200, "first region $name: the blob, from the next region");
+    like(status_of($r), qr/detail="region=us"/, '... us');
+    is(scalar(grep { /blobs\/\Q$b\E/ } front_requests('us')), 1,
+       '... fetched from us once');
+}
+
+# 500, 503 and 429 from apac: the next region, for a fresh blob and for
+# the tag's check (expired each time)
+for my $code (500, 503, 429) {
+    fail_region('apac', $code);
+    wait_until(time + 1.1);
+    my $before = () = front_requests('apac');
+    my $b = $code == 500 ? $blobs[12] : $code == 503 ? $blobs[13] : undef;
+    if ($b) {
+        $r = blob_get('example.test', $b);
+        is($r->{status}, 200, "apac answers $code: the blob");
+        like(status_of($r), qr/detail="region=us"/, '... from us');
+    }
+    $r = http_get($port, '/v2/example.test/private/app/manifests/v1',
+                  headers => ['Accept: application/vnd.oci.image.manifest.v1+json']);
+    is($r->{status}, 200, "apac answers $code: the tag's manifest");
+    cmp_ok(scalar(() = front_requests('apac')), '>', $before,
+           '... apac was asked first');
+}
+fail_region('apac', 0);
+
+# nginx's passive health in a block: the dead server is tried once
+for my $i (14 .. 17) {
+    is(blob_get('pool.test', $blobs[$i])->{status}, 200,
+       "a block with a dead server: blob $i");
+}
+is(scalar(grep { /connect\(\) failed.*pool\.test.*127\.0\.0\.1:$closed/ }
+          file_lines($mirror->{error_log})),
+   1, '... the dead server was tried once: max_fails keeps the others off it');
+
+# an expired tag whose region fails: refreshed from the next region
+my $tag = sub {
+    return http_get($port, '/v2/example.test/private/tagged/manifests/v1',
+                    headers => ['Accept: application/vnd.oci.image.manifest.v1+json']);
+};
+$r = $tag->();
+is($r->{status}, 200, 'a tag, from apac');
+my $old = $r->{headers}{'docker-content-digest'}[0];
+
+my $newer = build_image(layers => [{ t => "tagged, second, us only\n" }]);
+push_image($newer, $region{us}{reg}, 'private/tagged:v1',
+           creds => 'user-us:secret-us');
+my $new = decode_json(slurp("$newer->{layout}/index.json"))
+          ->{manifests}[0]{digest};
+isnt($new, $old, 'the tag moved in us only');
+
+fail_region('apac', 503);
+wait_until(time + 1.1);
+$r = $tag->();
+is($r->{status}, 200, 'expired, apac failing: 200');
+is($r->{headers}{'docker-content-digest'}[0], $new,
+   '... refreshed from us: the digest us names now');
+isnt($r->{headers}{'x-registry-cache'}[0], 'STALE', '... not stale');
+
+fail_region('us', 503);
+wait_until(time + 1.1);
+$r = $tag->();
+is($r->{status}, 200, 'expired, every region failing: 200');
+is($r->{headers}{'x-registry-cache'}[0], 'STALE', '... stale');
+is($r->{headers}{'docker-content-digest'}[0], $new, '... the last known digest');
+like(slurp($mirror->{error_log}), qr/no region is left/,
+     '... after every region was tried');
+fail_region('us', 0);
+fail_region('apac', 0);
+
+# a region stopped: a whole pull, skopeo, apac's clients
+stop($region{apac}{reg}{pid});
+my ($ok, $log) = skopeo_pull($port, 'example.test/private/app:v1');
+ok($ok, 'apac stopped: a whole pull of an apac client succeeds') or diag $log;
+
+done_testing();
+
