@@ -34,7 +34,7 @@ NGINX_BIN   ?= nginx
 SOURCES := config $(wildcard ngx_registry_module/*.c ngx_registry_module/*.h)
 
 .PHONY: all module test install uninstall run run-conf bench bench-tags \
-        bench-edge asan-test clean
+        bench-edge bench-regional asan-test clean
 
 all: module
 
@@ -224,18 +224,24 @@ clean:
 # distribution; verified fills against the origin and SHA-256 speed; what
 # one tag pulled 1,000 times costs the upstream in manifest GETs and HEADs;
 # on an auth=client edge over TLS, manifest hits for a client with a
-# token against anonymous ones, and what warm pulls cost the upstream.
+# token against anonymous ones, and what warm pulls cost the upstream;
+# an edge in front of two parents (regional nodes): blob hits at the edge
+# against static nginx, first pulls (parent hits) against the parent direct.
 bench: module
 	perl bench/cache.pl
 	perl bench/verify.pl
 	perl bench/tags.pl
 	perl bench/edge.pl
+	perl bench/regional.pl
 
 bench-tags: module
 	perl bench/tags.pl
 
 bench-edge: module
 	perl bench/edge.pl
+
+bench-regional: module
+	perl bench/regional.pl
 
 # The suite under AddressSanitizer: nginx and the module built from nginx's
 # own sources (NGINX_SOURCE, e.g. from "apt-get source nginx") with the
