@@ -26,6 +26,7 @@
 
 typedef struct {
     ngx_uint_t                    hops;
+    ngx_http_registry_region_t   *region;    /* whose redirects they are */
     ngx_http_registry_target_t    target;
 } ngx_http_registry_redirect_t;
 
@@ -64,6 +65,15 @@ ngx_http_registry_redirect(ngx_http_request_t *r)
         goto check;
     }
 
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    /* a region failed over to follows its own redirects from its own URL */
+
+    if (st->region != ctx->region) {
+        st->region = ctx->region;
+        st->hops = 0;
+    }
+
     if (++st->hops > NGX_HTTP_REGISTRY_REDIRECTS_MAX) {
         return ngx_http_registry_redirect_fail(r, "too many redirects");
     }
@@ -82,8 +92,6 @@ ngx_http_registry_redirect(ngx_http_request_t *r)
     /* the first Location is relative to the URL the region was asked */
 
     if (st->hops == 1) {
-        ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
-
         base = ctx->region->origin;
 
         p = ngx_pnalloc(r->pool, base.len + ctx->uri.len);

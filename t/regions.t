@@ -57,7 +57,9 @@ for my $name ('apac', 'us') {
                        cert => make_cert($ca, "registry-$name.test") };
 }
 
-# the front: the region's host name only; "fail" files make it fail
+# the front: the region's host name only; "fail" files make it fail, or
+# redirect to a blob host that refuses connections
+my $closed = free_port();
 my $other = make_cert($ca, 'someone-else.test');
 my %fport = map { $_ => free_port() } keys %region;
 my $fronts = start_nginx(plain => 1, ports => [values %fport],
@@ -78,6 +80,9 @@ my $fronts = start_nginx(plain => 1, ports => [values %fport],
         location / {
             if (-f \@DIR\@/$_-fail-503) { return 503; }
             if (-f \@DIR\@/$_-fail-500) { return 500; }
+            if (-f \@DIR\@/$_-fail-307) {
+                return 307 http://127.0.0.1:$closed/blobs\$uri;
+            }
             if (-f \@DIR\@/$_-fail-429) {
                 add_header Retry-After 7 always;
                 return 429;
@@ -109,7 +114,7 @@ sub token_requests {
 }
 
 # the same images in both regions, each with its own credentials
-my @files = map { { "f$_" => "region layer $_\n" } } 1 .. 18;
+my @files = map { { "f$_" => "region layer $_\n" } } 1 .. 19;
 my $img = build_image(layers => \@files);
 my $tagged = build_image(layers => [{ t => "tagged, first\n" }]);
 for my $name (sort keys %region) {
@@ -124,7 +129,7 @@ my ($mhex) = $index->{manifests}[0]{digest} =~ /sha256:(\w+)/;
 my @blobs = map { $_->{digest} }
             @{ decode_json(slurp("$img->{layout}/blobs/sha256/$mhex"))
                ->{layers} };
-is(scalar @blobs, 18, 'the image has 18 layers, a fresh blob for each case');
+is(scalar @blobs, 19, 'the image has 19 layers, a fresh blob for each case');
 
 # --- the mirror --------------------------------------------------------------
 
@@ -133,7 +138,6 @@ my ($hport, $cport) = (free_port(), free_port());
 my $silent_port = free_port();
 my $silent = start_silent($silent_port);
 my $dns = start_dns('registry-apac.test' => '127.0.0.1');
-my $closed = free_port();
 
 my $mirror = start_nginx(ca => slurp($ca->{crt}),
                          ports => [$port, $hport, $cport], http => <<"EOF");
@@ -231,20 +235,21 @@ my $r = blob_get('example.test', $blobs[0]);
 is($r->{status}, 200, 'geo, a client of apac: the blob');
 like(status_of($r), qr/fwd=miss.*detail="region=apac"/,
      '... Cache-Status names the region it came from');
-is(scalar(grep { /blobs\/\Q$blobs[0]\E/ } front_requests('apac')), 1,
+is(at_least(1, sub { scalar grep { /blobs\/\Q$blobs[0]\E/ } front_requests('apac') }), 1,
    '... fetched from apac');
 is(scalar(grep { /blobs\/\Q$blobs[0]\E/ } front_requests('us')), 0,
    '... not from us');
-ok((grep { /^registry-apac\.test registry-apac\.test "GET \/v2\/private\/app\/blobs/ }
-    front_requests('apac')),
+ok(eventually(sub { grep { /^registry-apac\.test registry-apac\.test "GET \/v2\/private\/app\/blobs/ }
+                   front_requests('apac') }),
    "... with the region's host as Host and TLS name");
 
 $r = blob_get('example.test', $blobs[1], local => '127.0.0.11');
 is($r->{status}, 200, 'geo, a client of us (127.0.0.11): the blob');
 like(status_of($r), qr/detail="region=us"/, '... from us');
-is(scalar(grep { /blobs\/\Q$blobs[1]\E/ } front_requests('us')), 1,
+is(at_least(1, sub { scalar grep { /blobs\/\Q$blobs[1]\E/ } front_requests('us') }), 1,
    '... fetched from us');
-ok((grep { /^registry-us\.test registry-us\.test "GET / } front_requests('us')),
+ok(eventually(sub { grep { /^registry-us\.test registry-us\.test "GET / }
+                   front_requests('us') }),
    "... with us's host as Host and TLS name");
 is(logged(qr/^127\.0\.0\.11 example\.test us 200 /), 1,
    '... $registry_region in the access log');
@@ -289,7 +294,7 @@ for my $name (sort keys %case) {
     $r = blob_get("$name.test", $b);
     is($r->{status}, 200, "first region $name: the blob, from the next region");
     like(status_of($r), qr/detail="region=us"/, '... us');
-    is(scalar(grep { /blobs\/\Q$b\E/ } front_requests('us')), 1,
+    is(at_least(1, sub { scalar grep { /blobs\/\Q$b\E/ } front_requests('us') }), 1,
        '... fetched from us once');
 }
 
@@ -308,9 +313,20 @@ for my $code (500, 503, 429) {
     $r = http_get($port, '/v2/example.test/private/app/manifests/v1',
                   headers => ['Accept: application/vnd.oci.image.manifest.v1+json']);
     is($r->{status}, 200, "apac answers $code: the tag's manifest");
-    cmp_ok(scalar(() = front_requests('apac')), '>', $before,
-           '... apac was asked first');
+    # (the front logs after it answered: a bounded wait for the line)
+    ok(eventually(sub { scalar(() = front_requests('apac')) > $before }),
+       '... apac was asked first');
 }
+fail_region('apac', 0);
+
+# apac redirects to a blob host that is down: the next region
+fail_region('apac', 307);
+$r = blob_get('example.test', $blobs[18]);
+is($r->{status}, 200, 'apac redirects to a dead blob host: the blob');
+like(status_of($r), qr/detail="region=us"/, '... from us');
+like(slurp($mirror->{error_log}),
+     qr/region "apac" failed \(status 502\); trying region "us"/,
+     '... after the redirect target failed');
 fail_region('apac', 0);
 
 # nginx's passive health in a block: the dead server is tried once
