@@ -207,7 +207,7 @@ run-conf:
 	    -e 's|127.0.0.1:5000|127.0.0.1:$(PORT)|' \
 	    -e 's|/var/cache/nginx/registry|$(CACHE)|' \
 	    -e 's|^\( *error_log\) [^;]*|\1 stderr|' \
-	    -e 's|^\( *access_log\) [^;]*|\1 /dev/stdout|' \
+	    -e 's|^\( *access_log\) [^ ;]*|\1 /dev/stdout|' \
 	    -e 's|^\(pid\) [^;]*|\1 $(RUN_DIR)/nginx.pid|' \
 	    $(if $(RESOLVER),-e 's|^\( *resolver\) [^ ;]*|\1 $(RESOLVER)|') \
 	    $(CONF) > $(RUN_DIR)/nginx.conf

@@ -12,12 +12,20 @@
 # in permissions mode), with a test certificate for its TLS listener: skopeo
 # logs in as a user who may pull a private repository and copies it, and
 # an anonymous copy of that repository fails.
+#
+# The regional examples run together: two parents from
+# regional-parent.conf (127.0.0.2 and 127.0.0.3, each its own
+# registry_node_id) in front of two distribution registries standing in
+# for the regions, and an edge from regional-edge.conf in front of them.
+# A pull through the edge comes from the first region (apac); with apac
+# stopped, a pull of an image no node has seen comes from us.
 
 use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
 use Digest::SHA qw(sha256_hex);
+use JSON::PP;
 use File::Path qw(make_path);
 use RegistryTest;
 use Edge;
@@ -49,6 +57,16 @@ sub config_lines {
 
 my @examples = glob("$ROOT/conf-examples/*.conf");
 ok(scalar @examples, 'there are examples');
+my @regional = grep { m{/regional-[^/]*$} } @examples;
+@examples = grep { !m{/regional-[^/]*$} } @examples;
+
+# nginx -t on the config a test started, in its folder
+sub nginx_t {
+    my ($label, $ng) = @_;
+    my $out = run_out($NGINX, '-t', '-p', "$ng->{dir}/",
+                      '-c', "$ng->{dir}/nginx.conf", '-e', "$ng->{dir}/t.log");
+    is($?, 0, "$label: nginx -t") or diag $out . slurp("$ng->{dir}/t.log");
+}
 
 # The private registry, started when an example wants it: Harbor's part
 # (registry harbor.test, token server, users, images) without a mirror.
@@ -186,6 +204,7 @@ for my $example (@examples) {
     my $ng = start_nginx(conf => $conf, ports => [$port],
                          $edge ? (ca => slurp($SYSTEM_CA)
                                         . slurp($e->{ca}{crt})) : ());
+    nginx_t($label, $ng);
     if ($edge) {
         edge_pulls($label, $d, $port, $conf);
         stop($ng->{pid});
@@ -215,6 +234,146 @@ for my $example (@examples) {
     }
     stop($ng->{pid});
 }
+
+# --- the regional examples: two parents, an edge in front of them -----------
+
+# An example's config as "make run" would write it, with its logs (and
+# their formats) in $d.
+sub run_conf {
+    my ($example, $d, $port) = @_;
+    (my $label = $example) =~ s{.*/}{};
+    make_path($d);
+    chmod 0755, $d;
+    my $out = run_out('make', '-s', '-C', $ROOT, 'run-conf',
+                      "CONF=$example", "PORT=$port", "CACHE=$d/cache",
+                      "RUN_DIR=$d", 'RESOLVER=127.0.0.1',
+                      'MODULE_SO=' . module_path());
+    is($?, 0, "$label: make run-conf") or diag $out;
+    ok(config_lines(slurp($example)) <= 40,
+       "$label: at most 40 lines of operator-written config");
+    my $conf = slurp("$d/nginx.conf");
+    $conf =~ s{^(\s*access_log)\s+[^\s;]+}{$1 $d/access.log}mg;
+    $conf =~ s{^(\s*error_log)\s+[^;]+}{$1 $d/error.log}mg;
+    return $conf;
+}
+
+my ($parent_example) = grep { /regional-parent\.conf$/ } @regional;
+my ($edge_example) = grep { /regional-edge\.conf$/ } @regional;
+ok($parent_example && $edge_example, 'regional-parent.conf and '
+   . 'regional-edge.conf are there');
+
+# the regions the parent example declares: upstream{} block and host=
+my $pexample = slurp($parent_example);
+my %region_host = $pexample =~
+    /^\s*registry(?:_region)?\s+\S+\s+https:\/\/(\w+)\s+host=([^\s;]+)/mg;
+my ($first) = $pexample =~ /^\s*registry_region_first\s+(\w+);/m;
+is_deeply([sort keys %region_host], ['apac', 'us'],
+          'regional-parent.conf: regions apac and us, each with host=');
+is($first, 'apac', '... apac first');
+
+# each region a registry over TLS whose certificate names only its host=
+# (the block's name would fail the parents' certificate check), from a
+# test CA the parents trust; the same two images in both
+my $ca = make_ca();
+my %region;
+for my $block (sort keys %region_host) {
+    $region{$block} = start_registry(
+        tls => make_cert($ca, $region_host{$block}));
+}
+my $rimg = build_image(layers => [{ r => "regional\n" }, { s => "two\n" }]);
+my $fresh = build_image(layers => [{ f => "fresh, for failover\n" }]);
+for my $reg (values %region) {
+    push_image($rimg, $reg, 'org/app:1');
+    push_image($fresh, $reg, 'org/fresh:1');
+}
+sub layout_digest {
+    return decode_json(slurp("$_[0]{layout}/index.json"))
+           ->{manifests}[0]{digest};
+}
+
+# two parents from the one file: the blocks' servers -> the regions'
+# registries, listen on 127.0.0.2 and .3, each its own id (an operator
+# edits these per node)
+my $pport = free_port();
+my (@parents, @paddr);
+for my $i (1, 2) {
+    my $d = test_dir() . "/regional-parent-$i";
+    my $conf = run_conf($parent_example, $d, $pport);
+    my $addr = "127.0.0.@{[$i + 1]}:$pport";
+    $conf =~ s#^(\s*upstream\s+(\w+)\s*\{[^\}]*?\bserver\s+)[^\s;]+#
+              $1 . "127.0.0.1:" . $region{$2}{port}#mge;
+    $conf =~ s{^(\s*listen\s+)127\.0\.0\.1:$pport}{$1$addr}m
+        or die 'no listen line';
+    $conf =~ s{^(\s*registry_node_id\s+)\S+?-\d+;}{${1}parent-apac-$i;}m
+        or die 'no registry_node_id line';
+    my $ng = start_nginx(conf => $conf, ports => [$addr],
+                         ca => slurp($SYSTEM_CA) . slurp($ca->{crt}));
+    nginx_t("regional-parent.conf ($addr)", $ng);
+    $ng->{log} = "$d/access.log";
+    $ng->{error_log} = "$d/error.log";
+    push @parents, $ng;
+    push @paddr, $addr;
+}
+
+# the edge: its upstream's servers -> the parents, a test certificate
+my $eport = free_port();
+my $ed = test_dir() . '/regional-edge';
+my $econf = run_conf($edge_example, $ed, $eport);
+my $n = 0;
+$econf =~ s#^(\s*upstream\s+parents\s*\{[^\}]*)\}#
+    (my $b = $1) =~ s/^(\s*server\s+)[^\s;]+/$1 . $paddr[$n++]/mge;
+    "$b}"#me or die 'no upstream parents';
+is($n, 2, 'regional-edge.conf: two parents in its upstream');
+my ($ecrt, $ekey) = @{ make_cert($ca, 'registry-mirror.example.com',
+                                 'IP:127.0.0.1') };
+$econf =~ s{^(\s*ssl_certificate)\s+[^;]+}{$1 $ecrt}mg;
+$econf =~ s{^(\s*ssl_certificate_key)\s+[^;]+}{$1 $ekey}mg;
+like($econf, qr{^\s*registry\s+registry\.example\.com\s+http://parents/registry\.example\.com;}m,
+     'regional-edge.conf: the parents by path prefix');
+my $edge_ng = start_nginx(conf => $econf, ports => [$eport]);
+nginx_t('regional-edge.conf', $edge_ng);
+
+sub parent_lines {
+    my ($re) = @_;
+    return grep { /$re/ } map { file_lines($_->{log}) } @parents;
+}
+sub region_gets {
+    my ($block, $repo) = @_;
+    return scalar grep { m{^GET /v2/org/\Q$repo\E/(?:blobs|manifests)/} }
+                  registry_requests($region{$block});
+}
+
+# a pull through the edge, by path prefix and by the default route
+my ($ok, $log, $dir) = skopeo_pull($eport, 'registry.example.com/org/app:1');
+ok($ok, 'regional: skopeo pull through the edge') or diag $log;
+is('sha256:' . sha256_hex(slurp("$dir/manifest.json")), layout_digest($rimg),
+   'regional: ... manifest digest');
+($ok, $log) = skopeo_pull($eport, 'org/app:1');
+ok($ok, 'regional: ... and by the default route') or diag $log;
+ok(eventually(sub { parent_lines(qr{"GET /v2/registry\.example\.com/org/app/blobs/\S+ HTTP/1\.1" 200 \d+ region=apac cache=MISS .*loop="edge-apac-1"}) }),
+   'regional: parents filled blobs from apac, asked by the edge');
+ok(!parent_lines(qr/region=us/), 'regional: ... nothing from us');
+ok(region_gets('apac', 'app'), 'regional: apac served the image');
+is(region_gets('us', 'app'), 0, 'regional: us served none of it');
+my $filled = () = parent_lines(qr{/blobs/\S+ HTTP/1\.1" 200 \d+ region=apac cache=MISS});
+is($filled, 3, 'regional: each of its 3 blobs filled once, on one parent');
+
+# failover: apac stopped, an image no node has seen comes from us
+stop($region{apac}{pid});
+($ok, $log, $dir) = skopeo_pull($eport, 'registry.example.com/org/fresh:1');
+ok($ok, 'regional: apac stopped, a pull of a fresh image through the edge')
+    or diag $log;
+is('sha256:' . sha256_hex(slurp("$dir/manifest.json")), layout_digest($fresh),
+   'regional: ... manifest digest');
+ok(eventually(sub { parent_lines(qr{"GET /v2/registry\.example\.com/org/fresh/blobs/\S+ HTTP/1\.1" 200 \d+ region=us cache=MISS}) }),
+   'regional: ... its blobs from us');
+ok(region_gets('us', 'fresh'), 'regional: us served it');
+is(region_gets('apac', 'fresh'), 0, 'regional: apac served none of it');
+ok((grep { /connect\(\) failed .*upstream: "https:\/\/127\.0\.0\.1:$region{apac}{port}\// }
+    map { file_lines($_->{error_log}) } @parents),
+   'regional: ... after apac refused the connection');
+
+stop($_->{pid}) for $edge_ng, @parents;
 
 # make run: the quick start, with the port and cache folder overridden
 my $d = test_dir() . '/quickstart';
