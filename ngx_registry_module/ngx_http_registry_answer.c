@@ -980,13 +980,33 @@ ngx_http_registry_next_hop(ngx_table_elt_t *h, void *data)
 {
     ngx_http_registry_hops_t  *hops = data;
 
-    size_t  i;
+    size_t      i;
+    ngx_uint_t  quoted;
+
+    /*
+     * Printable, and every quoted string closed: an open one would take
+     * this node's own entry into it.
+     */
+
+    quoted = 0;
 
     for (i = 0; i < h->value.len; i++) {
         if (h->value.data[i] < 0x20 || h->value.data[i] > 0x7e) {
             hops->bad = 1;
             return NGX_DONE;
         }
+
+        if (quoted && h->value.data[i] == '\\') {
+            i++;
+
+        } else if (h->value.data[i] == '"') {
+            quoted = !quoted;
+        }
+    }
+
+    if (quoted || i > h->value.len) {
+        hops->bad = 1;
+        return NGX_DONE;
     }
 
     if (h->value.len == 0) {

@@ -1036,25 +1036,56 @@ ngx_http_registry_auth_private(ngx_http_request_t *r,
 /*
  * The private mark names the upstream the fill came from (a hash: the
  * cache file keeps 128 bytes of it at most), for registries of the same
- * upstream under several names share what it says.  A registry's regions
- * are copies of one registry: its first region's URL names them all.
+ * upstream under several names share what it says.  A registry with
+ * several regions is named by all of them, in order: a check of what
+ * credentials may read can be answered by any of its regions, so it
+ * shares private entries only with a registry of the very same regions.
  * Made once, with the configuration.
  */
 
-void
-ngx_http_registry_auth_private_mark(ngx_http_registry_t *reg, u_char *buf)
+ngx_int_t
+ngx_http_registry_auth_private_mark(ngx_pool_t *pool,
+    ngx_http_registry_t *reg, u_char *buf)
 {
-    u_char                       hex[NGX_HTTP_REGISTRY_AUTH_HASH];
+    u_char                      *p, *all;
+    size_t                       len;
+    ngx_uint_t                   i;
     ngx_http_registry_region_t  *region;
+    u_char                       hex[NGX_HTTP_REGISTRY_AUTH_HASH];
 
     region = reg->regions.elts;
 
-    ngx_http_registry_auth_hash(region[0].upstream.data,
-                                region[0].upstream.len, hex);
+    if (reg->regions.nelts == 1) {
+        ngx_http_registry_auth_hash(region[0].upstream.data,
+                                    region[0].upstream.len, hex);
+
+    } else {
+        len = 0;
+
+        for (i = 0; i < reg->regions.nelts; i++) {
+            len += region[i].upstream.len + 1 + region[i].host.len + 1;
+        }
+
+        all = ngx_pnalloc(pool, len);
+        if (all == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = all;
+
+        for (i = 0; i < reg->regions.nelts; i++) {
+            p = ngx_sprintf(p, "%V %V\n", &region[i].upstream,
+                            &region[i].host);
+        }
+
+        ngx_http_registry_auth_hash(all, p - all, hex);
+    }
 
     buf = ngx_cpymem(buf, "registry:private:", NGX_HTTP_REGISTRY_AUTH_MARK);
     ngx_memcpy(buf, hex, NGX_HTTP_REGISTRY_AUTH_MARK_LEN
                          - NGX_HTTP_REGISTRY_AUTH_MARK);
+
+    return NGX_OK;
 }
 
 

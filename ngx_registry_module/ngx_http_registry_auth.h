@@ -46,8 +46,8 @@ ngx_int_t ngx_http_registry_auth_challenge(ngx_http_request_t *r,
     ngx_http_registry_t *reg, ngx_str_t *name, char *message);
 ngx_int_t ngx_http_registry_auth_base(ngx_http_request_t *r,
     ngx_http_registry_t *reg);
-void ngx_http_registry_auth_private_mark(ngx_http_registry_t *reg,
-    u_char *buf);
+ngx_int_t ngx_http_registry_auth_private_mark(ngx_pool_t *pool,
+    ngx_http_registry_t *reg, u_char *buf);
 void ngx_http_registry_auth_token(ngx_http_request_t *r,
     ngx_http_registry_t *reg, ngx_str_t *requested, ngx_str_t *body);
 

@@ -129,6 +129,28 @@ ngx_http_registry_loop_seen(ngx_http_request_t *r)
 
 
 /*
+ * What a client sends in CDN-Loop goes upstream with the node id after
+ * it, on every request this one makes, a tag check that other clients
+ * wait for included: more than a chain of mirrors needs is refused here,
+ * before it can make an upstream refuse the shared check.
+ */
+
+ngx_uint_t
+ngx_http_registry_loop_too_long(ngx_http_request_t *r)
+{
+    size_t  len;
+
+    len = 0;
+
+    (void) ngx_http_registry_headers(&r->headers_in.headers,
+                                     &ngx_http_registry_cdn_loop,
+                                     ngx_http_registry_loop_length, &len);
+
+    return len > NGX_HTTP_REGISTRY_CDN_LOOP_MAX;
+}
+
+
+/*
  * CDN-Loop = #cdn-info, cdn-info = cdn-id *( OWS ";" OWS parameter ),
  * a parameter's value may be a quoted string (with commas in it).
  */

@@ -687,13 +687,13 @@ ngx_http_registry_region_add(ngx_conf_t *cf, ngx_http_registry_t *reg,
         }
     }
 
+    /* a region's name is its URL's host[:port]: one region each */
+
     region = reg->regions.elts;
 
     for (i = 0; i < reg->regions.nelts; i++) {
-        if (region[i].upstream.len == (size_t) (slash - url->data)
-            && ngx_strncasecmp(region[i].upstream.data, url->data,
-                               slash - url->data)
-               == 0)
+        if (region[i].name.len == (size_t) (slash - host)
+            && ngx_strncasecmp(region[i].name.data, host, slash - host) == 0)
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "registry \"%V\" has region \"%V\" "
@@ -1123,8 +1123,14 @@ ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
     reg = rmcf->registries.elts;
 
     for (i = 0; i < rmcf->registries.nelts; i++) {
-        ngx_http_registry_auth_private_mark(&reg[i], reg[i].private_mark);
+        if (ngx_http_registry_auth_private_mark(cf->pool, &reg[i],
+                                                reg[i].private_mark)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
     }
+
     ngx_conf_init_uint_value(rmcf->history_entries,
                              NGX_HTTP_REGISTRY_HISTORY_ENTRIES);
 

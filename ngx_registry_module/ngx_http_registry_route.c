@@ -76,6 +76,14 @@ ngx_http_registry_handler(ngx_http_request_t *r)
         goto failed;
     }
 
+    if (ngx_http_registry_loop_too_long(r)) {
+        err.status = NGX_HTTP_BAD_REQUEST;
+        ngx_str_set(&err.code, "UNSUPPORTED");
+        ngx_str_set(&err.message, "CDN-Loop longer than a chain of "
+                                  "mirrors needs");
+        goto failed;
+    }
+
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         err.status = NGX_HTTP_NOT_ALLOWED;
         ngx_str_set(&err.code, "UNSUPPORTED");
@@ -501,8 +509,8 @@ ngx_http_registry_accept_line(ngx_table_elt_t *h, void *data)
 /*
  * Where the upstream token for this repository is kept: per registry (two
  * names of one upstream may have different credentials), and per region
- * host where a registry has several (each region may be a registry of its
- * own, with its own token service).
+ * where a registry has several (each region may be a registry of its own,
+ * with its own token service and credentials, under the same host name).
  */
 
 static ngx_int_t
@@ -515,7 +523,8 @@ ngx_http_registry_token_key(ngx_http_request_t *r,
     name = &ctx->registry->name;
     repo = &ctx->repository;
 
-    ctx->token_key.len = name->len + 1 + ctx->region->host.len + repo->len
+    ctx->token_key.len = name->len + 2 + ctx->region->upstream.len
+                         + ctx->region->host.len + repo->len
                          + sizeof(" repository::pull") - 1;
     ctx->token_key.data = ngx_pnalloc(r->pool, ctx->token_key.len);
     if (ctx->token_key.data == NULL) {
@@ -525,6 +534,9 @@ ngx_http_registry_token_key(ngx_http_request_t *r,
     p = ngx_cpymem(ctx->token_key.data, name->data, name->len);
 
     if (ctx->registry->regions.nelts > 1) {
+        *p++ = '@';
+        p = ngx_cpymem(p, ctx->region->upstream.data,
+                       ctx->region->upstream.len);
         *p++ = '@';
         p = ngx_cpymem(p, ctx->region->host.data, ctx->region->host.len);
     }

@@ -101,6 +101,8 @@ static ngx_int_t ngx_http_registry_tag_fetch(ngx_http_request_t *r,
 static ngx_int_t ngx_http_registry_tag_kept(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_tag_mark_t *mark);
 static void ngx_http_registry_tag_timeout(ngx_event_t *ev);
+static void ngx_http_registry_tag_unmark(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 static void ngx_http_registry_tag_named(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_str_t *digest);
 static ngx_uint_t ngx_http_registry_tag_same(ngx_str_t *a, ngx_str_t *b);
@@ -340,6 +342,21 @@ ngx_http_registry_tag_serve(ngx_http_request_t *r,
 }
 
 
+/* a check that ended saying nothing of the tag: others may check again */
+
+static void
+ngx_http_registry_tag_unmark(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_http_registry_tag_entry_t  e;
+
+    if (ngx_http_registry_tag_get(r, ctx, &e) == NGX_OK && e.checking) {
+        e.checking = 0;
+        ngx_http_registry_tag_put(r, ctx, &e);
+    }
+}
+
+
 /*
  * Called from the header filter for a fresh answer to a tag check (a HEAD
  * of the tag).  NGX_DECLINED: it is answered as it is (a client's HEAD,
@@ -362,6 +379,16 @@ ngx_http_registry_tag_checked(ngx_http_request_t *r,
     mark = ngx_http_registry_tag_mark(r);
 
     if (mark == NULL) {
+        return NGX_DECLINED;
+    }
+
+    /*
+     * A loop says nothing of the upstream: the client's own CDN-Loop may
+     * have made it.  Nothing shared is marked; the client gets the 508.
+     */
+
+    if (u->headers_in.status_n == NGX_HTTP_REGISTRY_LOOP_DETECTED) {
+        ngx_http_registry_tag_unmark(r, ctx);
         return NGX_DECLINED;
     }
 

@@ -289,9 +289,23 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
                                       "the upstream registry failed");
     }
 
-    if (ctx->error_status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
-        ngx_http_finalize_request(r, ctx->error_status);
-        return NGX_DONE;
+    /*
+     * The OCI answer here, not through the server's error_page: a request
+     * that went through several regions may have no internal redirect
+     * left for it.
+     */
+
+    if (ctx->error_status == NGX_HTTP_GATEWAY_TIME_OUT) {
+        return ngx_http_registry_deny(r, NGX_HTTP_GATEWAY_TIME_OUT,
+                                      "UNAVAILABLE",
+                                      "upstream registry timed out");
+    }
+
+    if (ctx->error_status >= NGX_HTTP_INTERNAL_SERVER_ERROR
+        && ctx->error_status < NGX_HTTP_REGISTRY_TAG_NEXT)
+    {
+        return ngx_http_registry_deny(r, ctx->error_status, "UNAVAILABLE",
+                                      "upstream registry unavailable");
     }
 
     if (r->upstream == NULL
