@@ -184,11 +184,7 @@ for my $i (0 .. $rounds - 1) {
 # --- report ---------------------------------------------------------------------
 
 my $mib = 1024 * 1024;
-my $cpu = (grep { /model name/ } split /\n/, slurp('/proc/cpuinfo'))[0] // '';
-$cpu =~ s/.*:\s*//;
-printf "machine: %s, %d cores, nginx %s\n", $cpu,
-       scalar(grep { /^processor/ } split /\n/, slurp('/proc/cpuinfo')),
-       (run_out('nginx', '-v') =~ m{nginx/(\S+)})[0];
+print machine_line('nginx');
 printf "blob %d MiB, cold blobs %d MiB, %d rounds (medians), wrk %ds "
        . "1 thread 32 connections\n\n", $blob_mb, $cold_mb, $rounds, $wrk_s;
 

@@ -195,12 +195,7 @@ $e->{users}{carol} = 'carol-pw';
 
 # --- report -------------------------------------------------------------------
 
-my $cpuinfo = slurp('/proc/cpuinfo');
-my $cpu = (grep { /model name/ } split /\n/, $cpuinfo)[0] // '';
-$cpu =~ s/.*:\s*//;
-printf "machine: %s, %d cores, nginx %s\n", $cpu,
-       scalar(grep { /^processor/ } split /\n/, $cpuinfo),
-       (run_out('nginx', '-v') =~ m{nginx/(\S+)})[0];
+print machine_line('nginx');
 printf "manifest hits by digest over TLS: %d rounds (medians), wrk %ds "
        . "%d thread(s) %d connections\n\n", $rounds, $wrk_s, $threads,
        $conns;

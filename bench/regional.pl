@@ -256,12 +256,7 @@ my $during_hits = @origin_log - $before_hits;
 
 # --- report -------------------------------------------------------------------
 
-my $cpuinfo = slurp('/proc/cpuinfo');
-my $cpu = (grep { /model name/ } split /\n/, $cpuinfo)[0] // '';
-$cpu =~ s/.*:\s*//;
-printf "machine: %s, %d cores, nginx %s\n", $cpu,
-       scalar(grep { /^processor/ } split /\n/, $cpuinfo),
-       (run_out($NGINX, '-v') =~ m{nginx/(\S+)})[0];
+print machine_line($NGINX);
 printf "edge -> upstream parents { hash \$registry_cache_key consistent; "
        . "127.0.0.2, 127.0.0.3 } -> origin (distribution)\n\n";
 

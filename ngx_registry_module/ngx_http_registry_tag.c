@@ -384,12 +384,13 @@ ngx_http_registry_tag_checked(ngx_http_request_t *r,
 
     /*
      * A loop says nothing of the upstream: the client's own CDN-Loop may
-     * have made it.  Nothing shared is marked; the client gets the 508.
+     * have made it.  Nothing shared is marked; the client gets the 508,
+     * with its body, as any other answer below.
      */
 
     if (u->headers_in.status_n == NGX_HTTP_REGISTRY_LOOP_DETECTED) {
         ngx_http_registry_tag_unmark(r, ctx);
-        return NGX_DECLINED;
+        return ngx_http_registry_tag_fetch(r, ctx, mark);
     }
 
     if (u->headers_in.status_n >= NGX_HTTP_INTERNAL_SERVER_ERROR

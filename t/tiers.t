@@ -25,7 +25,6 @@ use strict;
 use warnings;
 use lib 't/lib';
 use Test::More;
-use Compress::Zlib qw(crc32);
 use Digest::SHA qw(sha256_hex);
 use IO::Socket::INET;
 use JSON::PP;
@@ -33,35 +32,6 @@ use RegistryTest;
 
 my $reg = start_registry();
 my @oci = ('Accept: application/vnd.oci.image.manifest.v1+json');
-
-# the consistent hash ring of an upstream block, as nginx builds it:
-# for each server "host:port", 160 points crc32(host \0 port prev_hash),
-# prev_hash the point before (4 bytes, little endian); a key goes to the
-# first point at or after crc32(key), wrapping round.
-sub ring {
-    my (@servers) = @_;
-    my %p;
-    for my $s (@servers) {
-        my ($host, $port) = $s =~ /^(.*):(\d+)$/;
-        my $base = crc32("$host\0$port");
-        my $prev = 0;
-        for (1 .. 160) {
-            my $h = crc32(pack('V', $prev), $base);
-            $p{$h} //= $s;
-            $prev = $h;
-        }
-    }
-    return [map { [$_, $p{$_}] } sort { $a <=> $b } keys %p];
-}
-
-sub owner {
-    my ($ring, $key) = @_;
-    my $h = crc32($key);
-    for my $pt (@$ring) {
-        return $pt->[1] if $pt->[0] >= $h;
-    }
-    return $ring->[0][1];
-}
 
 # the digests of an image pushed to the origin: its manifest, config and
 # layers, with the cache key of each
@@ -77,7 +47,7 @@ sub digests_of {
 
 my $port = free_port();
 my @paddr = ("127.0.0.2:$port", "127.0.0.3:$port");
-my $ring = ring(@paddr);
+my $ring = hash_ring(@paddr);
 
 # image 1: a big layer (streams through many proxy buffers) and small
 # ones; image 2: other layers.  Layer digests vary from run to run (file
@@ -91,7 +61,7 @@ sub image {
                                   1 .. $n);
         push_image(build_image(layers => \@layers), $reg, "$name:1");
         my $d = digests_of($name);
-        my %on = map { owner($ring, $_) => 1 } @{ $d->{keys} };
+        my %on = map { ring_owner($ring, $_) => 1 } @{ $d->{keys} };
         return $d if keys %on == 2;
     }
     die "$name: every key on one parent five times";
@@ -174,7 +144,7 @@ holds_all($img1->{keys}, values %parent);
 my %held = map { $_ => { map { $_ => 1 } @{ keys_in($parent{$_}) } } } @paddr;
 for my $k (@{ $img1->{keys} }) {
     my @on = grep { $held{$_}{$k} } @paddr;
-    is_deeply(\@on, [owner($ring, $k)],
+    is_deeply(\@on, [ring_owner($ring, $k)],
               "$k: on exactly one parent, the ring's");
 }
 for my $a (@paddr) {
@@ -212,7 +182,7 @@ eventually(sub {
         =~ m{^HEAD /v2/example\.test/library/app/manifests/1 \S+ 200 "edge-2"}m }
         @paddr });
 ok($tag_at, '... the tag checked at one parent');
-my $want = ($tag_at // '') eq owner($ring, "* manifest $img1->{digest}")
+my $want = ($tag_at // '') eq ring_owner($ring, "* manifest $img1->{digest}")
            ? 0 : 1;
 my @new;
 at_least($want, sub {
@@ -227,24 +197,15 @@ is(scalar @new, $want, '... nothing at all, or one HEAD of the manifest '
 
 # --- 2. edges verify what a parent sends -------------------------------
 
-sub flip {
-    my ($file, $at) = @_;
-    open my $fh, '+<:raw', $file or die "$file: $!";
-    seek $fh, $at, 0;
-    read $fh, my $c, 1;
-    seek $fh, $at, 0;
-    print $fh chr(ord($c) ^ 0x01);
-    close $fh;
-}
 
 my $bigkey = "* blob $big";
-my $owner = $parent{owner($ring, $bigkey)};
+my $owner = $parent{ring_owner($ring, $bigkey)};
 my $file = cache_entries("$owner->{dir}/cache")->{$bigkey}[0];
 ok($file, "the big layer ($big_size bytes) in $owner->{name}'s cache file");
 my $good = http_get($reg->{port}, "/v2/library/app/blobs/$big")->{body};
 is(length $good, $big_size, 'its bytes, from the origin');
 my $at = (-s $file) - int($big_size / 2);
-flip($file, $at);
+flip_bit($file, $at);
 my $bad = substr(slurp($file), -$big_size);
 isnt(sha256_hex($bad), substr($big, 7), 'the parent\'s copy is corrupt now');
 
@@ -268,7 +229,7 @@ ok(eventually(sub { slurp("$owner->{dir}/tiers.log")
    'the parent sent its (corrupt) entry');
 
 # repaired at the parent: the same edge fills it now, checked
-flip($file, $at);
+flip_bit($file, $at);
 $r = http_get($edge3->{port}, $path);
 is($r->{status}, 200, 'repaired parent: served');
 ok($r->{body} eq $good, '... whole and right');
@@ -282,7 +243,7 @@ my $cfg = $img1->{manifest}{config}{digest};
 $r = http_get($edge3->{port}, "/v2/example.test/library/app/blobs/$cfg");
 is($r->{status}, 200, 'a blob new to an edge: served');
 is(join(', ', @{ $r->{headers}{'cache-status'} // [] }),
-   "$parent{owner($ring, qq{* blob $cfg})}{name}; hit, edge-3; fwd=miss; "
+   "$parent{ring_owner($ring, qq{* blob $cfg})}{name}; hit, edge-3; fwd=miss; "
    . 'fwd-status=200',
    '... Cache-Status: its parent\'s hit, then the edge\'s miss');
 
@@ -377,10 +338,10 @@ stop($_->{pid}) for $dup, $ledge, $lparent;
 # image 2 is new to every node; its keys fall on both parents (see image):
 # the owner of its first layer is stopped, the other takes its share
 my $l0 = "* blob $img2->{manifest}{layers}[0]{digest}";
-my $dead_addr = owner($ring, $l0);
+my $dead_addr = ring_owner($ring, $l0);
 my ($alive_addr) = grep { $_ ne $dead_addr } @paddr;
 my ($dead, $alive) = @parent{$dead_addr, $alive_addr};
-my @dead_keys = grep { owner($ring, $_) eq $dead_addr } @{ $img2->{keys} };
+my @dead_keys = grep { ring_owner($ring, $_) eq $dead_addr } @{ $img2->{keys} };
 ok(@dead_keys, "$dead->{name} owns " . @dead_keys . ' of image 2\'s '
                . @{ $img2->{keys} } . ' digests');
 my %img2 = map { $_ => 1 } @{ $img2->{keys} };

@@ -83,21 +83,12 @@ sub temp_files {
     return grep { m{/[^/]+\.\d+$} } split /\n/,
            run_out('find', $cache, '-type', 'f');
 }
-sub flip {
-    my ($file, $at) = @_;
-    open my $fh, '+<:raw', $file or die "$file: $!";
-    seek $fh, $at, 0;
-    read $fh, my $c, 1;
-    seek $fh, $at, 0;
-    print $fh chr(ord($c) ^ 0x01);
-    close $fh;
-}
 
 is(mismatches(), '0', 'counter starts at 0');
 
 # --- a corrupt blob in a real registry, Content-Length --------------------
 
-flip($data, int($size / 2));
+flip_bit($data, int($size / 2));
 my $r = get("/v2/docker.io/library/app/blobs/$blob");
 is($r->{status}, 200, 'corrupt blob: the response had begun');
 is($r->{headers}{'content-length'}[0], $size, 'Content-Length announced');
@@ -120,7 +111,7 @@ is(length $r->{body}, $size, 'registry_verify off: the corrupt body whole');
 isnt('sha256:' . sha256_hex($r->{body}), $blob, '... and corrupt');
 
 # repaired: the next pull fills and is served; no stuck lock
-flip($data, int($size / 2));
+flip_bit($data, int($size / 2));
 $r = get("/v2/library/app/blobs/$blob");
 is(length $r->{body}, $size, 'repaired: whole body');
 is('sha256:' . sha256_hex($r->{body}), $blob, 'repaired: correct bytes');
@@ -155,7 +146,7 @@ my $mdig = $tagged->{headers}{'docker-content-digest'}[0];
 my $mdata = "$reg->{dir}/data/docker/registry/v2/blobs/sha256/"
           . substr($mhex, 0, 2) . "/$mhex/data";
 my $at = index(slurp($mdata), '"digest":"sha256:') + 20;
-flip($mdata, $at);                        # a hex digit, still valid JSON
+flip_bit($mdata, $at);                        # a hex digit, still valid JSON
 my $bad = http_get($reg->{port}, '/v2/library/tagged/manifests/1',
                    headers => \@accept);
 is($bad->{headers}{'docker-content-digest'}[0], $mdig,
@@ -171,7 +162,7 @@ cmp_ok(length $r->{body}, '<', length $bad->{body},
 is(mismatches(), '4', 'both counted');
 ok(!(grep { /tagged|\Q$mdig\E/ } keys %{ cache_entries($cache) }),
    'neither cached');
-flip($mdata, $at);
+flip_bit($mdata, $at);
 $r = get("/v2/library/tagged/manifests/$mdig", headers => \@accept);
 is('sha256:' . sha256_hex($r->{body}), $mdig, 'repaired manifest served');
 

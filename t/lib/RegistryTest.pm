@@ -19,6 +19,7 @@ use Digest::SHA;
 use JSON::PP;
 use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(time sleep);
+use Compress::Zlib qw(crc32);
 
 our @EXPORT = qw(
     $ROOT $NGINX nginx_version module_path test_dir free_port wait_port spawn stop
@@ -28,6 +29,7 @@ our @EXPORT = qw(
     $SYSTEM_CA make_ca make_cert push_blob median eventually at_least
     build_unit token_auth start_dns $MIRROR_PARAMS mismatches_at
     cached_digest mutate skopeo_pull start_silent start_containerd
+    hash_ring ring_owner flip_bit machine_line
 );
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
@@ -660,6 +662,58 @@ EOF
     return ($pid, $sock) if $up;
     stop($pid);
     return ();
+}
+
+# The consistent hash ring of an upstream block ("hash ... consistent"),
+# as nginx builds it: for each server "host:port", 160 points
+# crc32(host \0 port prev_hash), prev_hash the point before (4 bytes,
+# little endian).  ring_owner: the server a key goes to, the first point
+# at or after crc32(key), wrapping round.
+sub hash_ring {
+    my (@servers) = @_;
+    my %p;
+    for my $s (@servers) {
+        my ($host, $port) = $s =~ /^(.*):(\d+)$/;
+        my $base = crc32("$host\0$port");
+        my $prev = 0;
+        for (1 .. 160) {
+            my $h = crc32(pack('V', $prev), $base);
+            $p{$h} //= $s;
+            $prev = $h;
+        }
+    }
+    return [map { [$_, $p{$_}] } sort { $a <=> $b } keys %p];
+}
+
+sub ring_owner {
+    my ($ring, $key) = @_;
+    my $h = crc32($key);
+    for my $pt (@$ring) {
+        return $pt->[1] if $pt->[0] >= $h;
+    }
+    return $ring->[0][1];
+}
+
+# Flips the lowest bit of the byte at offset $at of $file.
+sub flip_bit {
+    my ($file, $at) = @_;
+    open my $fh, '+<:raw', $file or die "$file: $!";
+    seek $fh, $at, 0;
+    read $fh, my $c, 1;
+    seek $fh, $at, 0;
+    print $fh chr(ord($c) ^ 0x01);
+    close $fh;
+}
+
+# For a bench report: "machine: <cpu>, <n> cores, nginx <version>".
+sub machine_line {
+    my ($nginx) = @_;
+    my $cpuinfo = slurp('/proc/cpuinfo');
+    my $cpu = (grep { /model name/ } split /\n/, $cpuinfo)[0] // '';
+    $cpu =~ s/.*:\s*//;
+    return sprintf "machine: %s, %d cores, nginx %s\n", $cpu,
+                   scalar(grep { /^processor/ } split /\n/, $cpuinfo),
+                   (run_out($nginx // $NGINX, '-v') =~ m{nginx/(\S+)})[0];
 }
 
 1;
