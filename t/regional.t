@@ -97,6 +97,201 @@ sub owner {
     return $region_of{ ring_owner($ring, $key) };
 }
 
+# --- images, the same in both origins, each with keys on both parents -------
+
+sub digests_of {
+    my ($repo) = @_;
+    my $r = http_get($origin{apac}{reg}{port}, "/v2/$repo/manifests/1",
+                     headers => \@oci);
+    my $m = decode_json($r->{body});
+    my $md = $r->{headers}{'docker-content-digest'}[0];
+    my %path = ("* manifest $md" => "/v2/$repo/manifests/$md");
+    $path{"* blob $_->{digest}"} = "/v2/$repo/blobs/$_->{digest}"
+        for $m->{config}, @{ $m->{layers} };
+    return { repo => $repo, keys => [sort keys %path], path => \%path };
+}
+
+# layer digests vary from run to run (file times): rebuilt (at most 5
+# times) until the image's keys fall on both parents
+sub image {
+    my ($repo) = @_;
+    for my $try (1 .. 5) {
+        my @layers = map { { "f$_" => "$repo layer $_ try $try\n" } } 1 .. 4;
+        my $img = build_image(layers => \@layers);
+        push_image($img, $origin{$_}{reg}, "$repo:1") for sort keys %origin;
+        my $i = digests_of($repo);
+        my %on = map { owner($_) => 1 } @{ $i->{keys} };
+        return $i if keys %on == 2;
+    }
+    die "$repo: every key on one parent five times";
+}
+my %img = map { $_ => image("library/$_") } qw(one two three four);
+is(upstream_digest($origin{us}{reg}, 'library/one', '1'),
+   upstream_digest($origin{apac}{reg}, 'library/one', '1'),
+   'the same images in both origins');
+
+# --- parents and edges -------------------------------------------------------
+
+my %parent;
+for my $region ('apac', 'us') {
+    my $addr = $paddr{$region};
+    $parent{$region} = start_nginx(ca => slurp($ca->{crt}), ports => [$addr],
+                                   http => <<"EOF");
+    registry_node_id parent-$region;
+    upstream apac { server 127.0.0.1:$origin{apac}{port}; }
+    upstream us   { server 127.0.0.1:$origin{us}{port}; }
+    registry example.test https://apac host=registry-apac.test;
+    registry_region example.test https://us host=registry-us.test;
+    registry_region_first $region;
+    log_format parent '\$registry_region \$registry_cache_status '
+                      '"\$request" \$status "\$http_cdn_loop"';
+    server {
+        listen $addr;
+        access_log \@DIR\@/parent.log parent;
+        proxy_connect_timeout 2s;
+        proxy_read_timeout 5s;
+$MIRROR_PARAMS
+    }
+EOF
+    $parent{$region}{name} = "parent-$region";
+}
+
+my %edge;
+my $eport = free_port();
+my %eaddr = (apac => '127.0.0.4', us => '127.0.0.5');
+my %client = (apac => '127.0.0.11', us => '127.0.0.12');
+for my $region ('apac', 'us') {
+    $edge{$region} = start_nginx(ports => ["$eaddr{$region}:$eport"],
+                                 http => <<"EOF");
+    registry_node_id edge-$region;
+    upstream parents {
+        hash \$registry_cache_key consistent;
+        server $paddr{apac} max_fails=1 fail_timeout=30s;
+        server $paddr{us} max_fails=1 fail_timeout=30s;
+    }
+    registry example.test http://parents/example.test;
+    log_format edge '\$remote_addr "\$request" \$status \$upstream_addr '
+                    '\$registry_cache_status';
+    server {
+        listen $eaddr{$region}:$eport;
+        access_log \@DIR\@/edge.log edge;
+$MIRROR_PARAMS
+    }
+EOF
+    $edge{$region}{name} = "edge-$region";
+}
+
+# --- clients -------------------------------------------------------------------
+
+sub skopeo_cmd {
+    my ($region, $repo) = @_;
+    return ('skopeo', '--insecure-policy', 'copy', '--src-tls-verify=false',
+            "docker://$eaddr{$region}:$eport/example.test/$repo:1",
+            'dir:' . test_dir() . '/pull-' . int(rand 1e9));
+}
+
+sub skopeo_via {
+    my ($region, $repo) = @_;
+    my $log = run_out(skopeo_cmd($region, $repo));
+    return ($? == 0, $log);
+}
+
+# skopeo through both edges at the same time (each bounded by a minute)
+sub skopeo_both {
+    my ($repo) = @_;
+    my %pid;
+    for my $region ('apac', 'us') {
+        my $log = test_dir() . "/skopeo-$region-" . int(rand 1e9);
+        $pid{$region} = [spawn(cmd => ['timeout', '60', skopeo_cmd($region, $repo)],
+                               stdout => $log), $log];
+    }
+    my %ok;
+    for my $region ('apac', 'us') {
+        waitpid($pid{$region}[0], 0);
+        $ok{$region} = [$? == 0, slurp($pid{$region}[1])];
+    }
+    return %ok;
+}
+
+# a pull by hand from a client's own address through its region's edge:
+# the manifest by tag, then its config and layers, each body checked
+# against its digest; the answers by path
+sub raw_pull {
+    my ($region, $repo) = @_;
+    my %o = (local => $client{$region}, host => $eaddr{$region});
+    my %got;
+    my $r = http_get($eport, "/v2/example.test/$repo/manifests/1",
+                     headers => \@oci, %o);
+    $got{tag} = $r;
+    return (0, "manifest: $r->{status}", \%got) unless $r->{status} == 200;
+    my $m = $r->{json} or return (0, 'manifest: no JSON', \%got);
+    for my $blob ($m->{config}, @{ $m->{layers} }) {
+        my $b = http_get($eport, "/v2/example.test/$repo/blobs/$blob->{digest}",
+                         %o);
+        $got{"/v2/$repo/blobs/$blob->{digest}"} = $b;
+        return (0, "$blob->{digest}: $b->{status}", \%got)
+            unless $b->{status} == 200
+                   && 'sha256:' . sha256_hex($b->{body}) eq $blob->{digest};
+    }
+    return (1, '', \%got);
+}
+
+sub keys_in {
+    my ($ng) = @_;
+    return { map { $_ => 1 } grep { /^\* (?:blob|manifest) /
+                                  } keys %{ cache_entries("$ng->{dir}/cache") } };
+}
+
+# (a cache file is renamed into place as its fill ends, which can be just
+# after the client has the last byte: looked at with a bounded wait)
+sub holds_all {
+    my ($img, @ng) = @_;
+    return eventually(sub {
+        my %in = map { %{ keys_in($_) } } @ng;
+        return !grep { !$in{$_} } @{ $img->{keys} };
+    });
+}
+
+# each key of an image: fetched from the origins once in all (200 GETs of
+# both fronts), from $from (a region, or the owning parent's region when
+# undef); held by the ring's parent only, or by $only
+sub once_each {
+    my ($img, $what, %o) = @_;
+    my $repo = $img->{repo};
+    holds_all($img, map { $parent{$_} } $o{only} // ('apac', 'us'));
+    my %held = map { $_ => keys_in($parent{$_}) } 'apac', 'us';
+    my (@twice, @wrong, @parents);
+    for my $k (@{ $img->{keys} }) {
+        my $from = $o{from} // owner($k);
+        my $path = $img->{path}{$k};
+        my %n;
+        for my $name ('apac', 'us') {
+            $n{$name} = at_least($name eq $from ? 1 : 0,
+                                 sub { origin_gets($name, $path) });
+        }
+        push @twice, "$k: apac $n{apac}, us $n{us}"
+            if $n{apac} + $n{us} != 1;
+        push @wrong, "$k: not from $from" unless $n{$from};
+        my @on = sort grep { $held{$_}{$k} } 'apac', 'us';
+        my $want = $o{only} // owner($k);
+        push @parents, "$k: on @on, not $want only" if "@on" ne $want;
+    }
+    is(scalar @twice, 0, "$what: every blob and manifest by digest fetched "
+       . 'from the origins once in all') or diag(join "\n", @twice);
+    is(scalar @wrong, 0, "... from " . ($o{from} // 'the owning parent\'s region'))
+        or diag(join "\n", @wrong);
+    is(scalar @parents, 0, '... each in exactly one parent\'s cache, '
+       . ($o{only} ? "parent-$o{only}" : 'the ring\'s'))
+        or diag(join "\n", @parents);
+    holds_all($img, $edge{apac});
+    holds_all($img, $edge{us});
+    for my $region ('apac', 'us') {
+        my $in = keys_in($edge{$region});
+        is(scalar(grep { !$in->{$_} } @{ $img->{keys} }), 0,
+           "... edge-$region holds all " . @{ $img->{keys} });
+    }
+}
+
 sub owned_by {
     my ($img, $region) = @_;
     return grep { owner($_) eq $region } @{ $img->{keys} };
