@@ -8,8 +8,8 @@
 #
 # - a pull through an edge: every blob and by-digest manifest is in the
 #   edge's cache and in exactly one parent's, the one nginx's consistent
-#   hash ring gives its key (computed as nginx does, RegistryTest::hash_ring: crc32 points,
-#   160 per server); both parents hold some; the origin served each once;
+#   hash ring gives its key (RegistryTest's hash_ring builds it as nginx
+#   does: crc32 points, 160 per server); both parents hold some; the origin served each once;
 #   a fresh edge's pull picks the same parents and costs the origin no GET;
 # - edges verify again: a blob corrupted in its parent's cache file never
 #   reaches the client whole from a fresh edge, is not cached there, and
