@@ -265,7 +265,8 @@ asan-test:
 	        t/auth.t t/token-answers.t t/zone.t t/tls.t t/redirect.t \
 	        t/verify.t t/tags.t t/history.t t/referrers.t t/manifest.t \
 	        t/headers.t t/tags-hostile.t t/edge.t t/edge-clients.t \
-	        t/edge-hostile-upstream.t t/edge-hostile-client.t t/edge-hostile-2.t
+	        t/edge-hostile-upstream.t t/edge-hostile-client.t t/edge-hostile-2.t \
+	        t/regions.t t/tiers.t t/regional.t
 	@if ls $(ASAN_DIR)/reports | grep -q .; then \
 	    cat $(ASAN_DIR)/reports/*; exit 1; fi
 	@echo "no AddressSanitizer reports"
