@@ -45,6 +45,39 @@ typedef struct {
 } ngx_http_registry_region_t;
 
 
+/*
+ * A registry's counters (README.md, Monitoring), in the shared zone under
+ * its name, for every worker, across reloads.
+ */
+
+#define NGX_HTTP_REGISTRY_STAT_KINDS     4   /* manifest, blob, tags,
+                                                referrers */
+#define NGX_HTTP_REGISTRY_STAT_CACHE     8   /* hit ... bypass, none */
+#define NGX_HTTP_REGISTRY_STAT_CLASSES   7   /* 1xx-5xx, 429, error */
+
+typedef struct {
+    ngx_atomic_t               requests[NGX_HTTP_REGISTRY_STAT_KINDS]
+                                       [NGX_HTTP_REGISTRY_STAT_CACHE];
+    ngx_atomic_t               sent_cache;     /* body bytes to clients */
+    ngx_atomic_t               sent_upstream;
+    ngx_atomic_t               received;       /* bytes from upstreams */
+    ngx_atomic_t               upstream[NGX_HTTP_REGISTRY_STAT_CLASSES];
+    ngx_atomic_t               fills_verified;
+    ngx_atomic_t               fills_mismatch;
+    ngx_atomic_t               tokens_ok;
+    ngx_atomic_t               tokens_failed;
+    ngx_atomic_t               redirects_followed;
+    ngx_atomic_t               redirects_refused;
+    ngx_atomic_t               auth_allowed;
+    ngx_atomic_t               auth_denied;
+    ngx_atomic_t               last_success;   /* time, status */
+    ngx_atomic_t               last_success_status;
+    ngx_atomic_t               last_failure;
+    ngx_atomic_t               last_failure_status;
+    ngx_atomic_t               last_stale;     /* served stale, time */
+} ngx_http_registry_stats_t;
+
+
 /* one "registry" directive */
 
 typedef struct {
@@ -54,6 +87,7 @@ typedef struct {
     ngx_flag_t                 library;    /* Docker Hub "library/" */
     ngx_flag_t                 client_auth;  /* clients log in themselves */
     u_char                     private_mark[NGX_HTTP_REGISTRY_PRIVATE_MARK];
+    ngx_http_registry_stats_t *stats;      /* NULL: the zone had no room */
 } ngx_http_registry_t;
 
 
@@ -144,6 +178,14 @@ typedef struct {
 
 
 extern ngx_module_t  ngx_http_registry_module;
+
+
+/* one more of a registry's counters */
+
+#define ngx_http_registry_stat(reg, field)                                    \
+    if ((reg) && (reg)->stats) {                                              \
+        (void) ngx_atomic_fetch_add(&(reg)->stats->field, 1);                 \
+    }
 
 
 /* a registry by the name clients know it by (any case) */

@@ -387,7 +387,7 @@ ngx_http_registry_answer(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
                           &value, &encoding->value);
 
             if (!r->cached && r->method == NGX_HTTP_GET) {
-                ngx_http_registry_mismatch();
+                ngx_http_registry_mismatch(r);
             }
 
             return ngx_http_registry_answer_refuse(r);

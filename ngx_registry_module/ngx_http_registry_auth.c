@@ -253,6 +253,8 @@ ngx_http_registry_auth_handler(ngx_http_request_t *r)
                       "registry: credentials refused for \"%V\" repository "
                       "\"%V\"", &ctx->registry->name, &ctx->repository);
 
+        ngx_http_registry_stat(ctx->registry, auth_denied);
+
         ngx_http_finalize_request(r,
             ngx_http_registry_send_oci_error(r, NGX_HTTP_FORBIDDEN, "DENIED",
                               "the upstream registry refused access"));
@@ -281,6 +283,7 @@ ngx_http_registry_auth_handler(ngx_http_request_t *r)
     if (ctx->tag.len) {
         if (rc == NGX_OK && ctx->resolved.len) {
             ctx->auth_state = NGX_HTTP_REGISTRY_AUTH_PROVED;
+            ngx_http_registry_stat(ctx->registry, auth_allowed);
         }
 
         return NGX_DECLINED;
@@ -293,6 +296,7 @@ ngx_http_registry_auth_handler(ngx_http_request_t *r)
     {
         /* known for this pass: the filter need not look again */
         ctx->auth_state = NGX_HTTP_REGISTRY_AUTH_PROVED;
+        ngx_http_registry_stat(ctx->registry, auth_allowed);
         return NGX_DECLINED;
     }
 
@@ -338,6 +342,14 @@ ngx_http_registry_auth_filter(ngx_http_request_t *r,
                            u->headers_in.status_n, mark);
 
             if (u->headers_in.status_n != NGX_HTTP_OK || mark == NULL) {
+
+                if (u->headers_in.status_n == NGX_HTTP_UNAUTHORIZED
+                    || u->headers_in.status_n == NGX_HTTP_FORBIDDEN
+                    || u->headers_in.status_n == NGX_HTTP_NOT_FOUND)
+                {
+                    ngx_http_registry_stat(ctx->registry, auth_denied);
+                }
+
                 return NGX_DECLINED;
             }
 
@@ -349,6 +361,7 @@ ngx_http_registry_auth_filter(ngx_http_request_t *r,
 
             mark->state = NGX_HTTP_REGISTRY_AUTH_PROVED;
             mark->proved = *digest;
+            ngx_http_registry_stat(ctx->registry, auth_allowed);
 
             if (r->method == NGX_HTTP_HEAD) {
                 ctx->auth_state = NGX_HTTP_REGISTRY_AUTH_PROVED;

@@ -24,6 +24,7 @@
 #include "ngx_http_registry_auth.h"
 #include "ngx_http_registry_relay.h"
 #include "ngx_http_registry_region.h"
+#include "ngx_http_registry_metrics.h"
 
 
 static ngx_int_t ngx_http_registry_variable(ngx_http_request_t *r,
@@ -53,6 +54,8 @@ static char *ngx_http_registry_zone_size(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_registry_auth_relay(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_registry_answer_with(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_registry_add_variables(ngx_conf_t *cf);
 static void *ngx_http_registry_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -224,6 +227,20 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("registry_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_registry_answer_with,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_registry_metrics_handler },
+
+    { ngx_string("registry_health"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_registry_answer_with,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_http_registry_health_handler },
 
     { ngx_string("registry_cache_header"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
@@ -979,6 +996,31 @@ ngx_http_registry_auth_relay(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/*
+ * registry_metrics; registry_health: the location answers with them, and
+ * is not a mirror location (not routed, whatever its server says).
+ */
+
+static char *
+ngx_http_registry_answer_with(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_registry_loc_conf_t *rlcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler) {
+        return "is duplicate";
+    }
+
+    clcf->handler = (ngx_http_handler_pt) cmd->post;
+    rlcf->mirror = 0;
+
+    return NGX_CONF_OK;
+}
+
+
 /* registry_zone <size>; */
 
 static char *
@@ -1317,6 +1359,13 @@ ngx_http_registry_init(ngx_conf_t *cf)
 
     *h = ngx_http_registry_tag_log_handler;
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_registry_metrics_log_handler;
+
     return ngx_http_registry_header_filter_init(cf);
 }
 
@@ -1326,6 +1375,10 @@ ngx_http_registry_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_registry_init_module(ngx_cycle_t *cycle)
 {
+    if (ngx_http_registry_metrics_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_registry_history_init(cycle);
 }
 

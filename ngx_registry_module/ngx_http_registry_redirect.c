@@ -61,11 +61,11 @@ ngx_http_registry_redirect(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
     if (st->target.busy) {
         goto check;
     }
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
     /* a region failed over to follows its own redirects from its own URL */
 
@@ -142,6 +142,8 @@ check:
                    "registry: following redirect to %V (%V)",
                    &st->target.url, &st->target.host);
 
+    ngx_http_registry_stat(ctx->registry, redirects_followed);
+
     (void) ngx_http_internal_redirect(r, &ngx_http_registry_redirect_uri,
                                       &r->args);
     ngx_http_finalize_request(r, NGX_DONE);
@@ -154,7 +156,14 @@ static ngx_int_t
 ngx_http_registry_redirect_fail(ngx_http_request_t *r, char *message)
 {
     ngx_int_t                  rc;
+    ngx_http_registry_ctx_t   *ctx;
     ngx_http_registry_error_t  err;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (ctx) {
+        ngx_http_registry_stat(ctx->registry, redirects_refused);
+    }
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "registry: upstream redirect not followed: %s", message);

@@ -388,10 +388,14 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
                           "(status %ui)", &ctx->token_key, &ctx->token_url,
                           ctx->token_status);
 
+            ngx_http_registry_stat(ctx->registry, tokens_failed);
+
             return ngx_http_registry_unavailable(r, ctx,
                                                  "upstream token service "
                                                  "failed");
         }
+
+        ngx_http_registry_stat(ctx->registry, tokens_ok);
 
         value.len = sizeof("Bearer ") - 1 + token.len;
         value.data = ngx_pnalloc(r->pool, value.len);
@@ -564,6 +568,8 @@ fetch:
     }
 
     if (rc == NGX_DECLINED) {
+        ngx_http_registry_stat(ctx->registry, tokens_failed);
+
         return ngx_http_registry_unavailable(r, ctx,
                                              "upstream token realm refused");
     }

@@ -384,6 +384,7 @@ ngx_http_registry_verify_done(ngx_http_request_t *r,
         }
 
         ctx->verified = 1;
+        ngx_http_registry_stat(ctx->registry, fills_verified);
         return NGX_OK;
     }
 
@@ -398,6 +399,7 @@ ngx_http_registry_verify_done(ngx_http_request_t *r,
             && ngx_strncmp(hex, vf->expected.data + alg, p - hex) == 0)
         {
             ctx->verified = 1;
+            ngx_http_registry_stat(ctx->registry, fills_verified);
 
             if (vf->body) {
                 /* what it lists belongs to its repository */
@@ -433,7 +435,7 @@ ngx_http_registry_verify_done(ngx_http_request_t *r,
 
 failed:
 
-    ngx_http_registry_mismatch();
+    ngx_http_registry_mismatch(r);
 
     r->upstream->cacheable = 0;
 
@@ -537,11 +539,19 @@ ngx_http_registry_verify_computed(ngx_http_request_t *r,
 }
 
 
-/* the shared counter of bodies that failed their digest */
+/* the shared counters of bodies that failed their digest */
 
 void
-ngx_http_registry_mismatch(void)
+ngx_http_registry_mismatch(ngx_http_request_t *r)
 {
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (ctx) {
+        ngx_http_registry_stat(ctx->registry, fills_mismatch);
+    }
+
     if (ngx_http_registry_counters) {
         (void) ngx_atomic_fetch_add(
                           &ngx_http_registry_counters->digest_mismatches, 1);

@@ -15,7 +15,7 @@
 
 ngx_int_t ngx_http_registry_verify_body(ngx_http_request_t *r,
     ngx_str_t *expected, ngx_str_t *type, char **reason);
-void ngx_http_registry_mismatch(void);
+void ngx_http_registry_mismatch(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_REGISTRY_VERIFY_H_INCLUDED_ */

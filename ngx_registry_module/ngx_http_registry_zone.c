@@ -40,9 +40,22 @@ typedef struct {
 } ngx_http_registry_zone_kind_t;
 
 
+/* a named block of counters, found again by its name after a reload */
+
+typedef struct ngx_http_registry_block_s  ngx_http_registry_block_t;
+
+struct ngx_http_registry_block_s {
+    ngx_http_registry_block_t     *next;
+    size_t                         size;
+    ngx_str_t                      name;    /* after the block */
+    ngx_atomic_t                   block[1];
+};
+
+
 typedef struct {
     ngx_http_registry_counters_t   counters;
     ngx_http_registry_zone_kind_t  kinds[NGX_HTTP_REGISTRY_ZONE_KINDS];
+    ngx_http_registry_block_t     *blocks;
 } ngx_http_registry_zone_sh_t;
 
 
@@ -169,6 +182,70 @@ ngx_http_registry_zone_init(ngx_shm_zone_t *zone, void *data)
     z->shpool->log_nomem = 0;
 
     return NGX_OK;
+}
+
+
+/*
+ * A block of size bytes, zeroed when made, named: the same name finds the
+ * same block at every configuration load, so counters kept under a
+ * registry's name survive a reload that reorders or adds registries.
+ * Called in the master; NULL when the zone has no room.
+ */
+
+void *
+ngx_http_registry_zone_block(ngx_shm_zone_t *zone, ngx_str_t *name,
+    size_t size)
+{
+    ngx_http_registry_zone_t   *z;
+    ngx_http_registry_block_t  *b;
+
+    z = zone->data;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    for (b = z->sh->blocks; b; b = b->next) {
+        if (b->size == size && b->name.len == name->len
+            && ngx_memcmp(b->name.data, name->data, name->len) == 0)
+        {
+            goto done;
+        }
+    }
+
+    b = ngx_slab_calloc_locked(z->shpool,
+                               offsetof(ngx_http_registry_block_t, block)
+                               + size + name->len);
+    if (b == NULL) {
+        goto done;
+    }
+
+    b->size = size;
+    b->name.len = name->len;
+    b->name.data = (u_char *) b->block + size;
+    ngx_memcpy(b->name.data, name->data, name->len);
+
+    b->next = z->sh->blocks;
+    z->sh->blocks = b;
+
+done:
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    return b ? (void *) b->block : NULL;
+}
+
+
+/* the pages of a slab pool, and those in use, for the metrics */
+
+void
+ngx_http_registry_zone_use(ngx_slab_pool_t *shpool, size_t *size,
+    size_t *used)
+{
+    size_t  pages;
+
+    pages = (shpool->end - shpool->start) / ngx_pagesize;
+
+    *size = pages * ngx_pagesize;
+    *used = (pages - shpool->pfree) * ngx_pagesize;
 }
 
 
@@ -475,6 +552,7 @@ ngx_http_registry_zone_set_locked(ngx_http_registry_zone_t *z,
     }
 
     if (rec == NULL) {
+        z->sh->counters.full = ngx_time();
         return NGX_DECLINED;
     }
 

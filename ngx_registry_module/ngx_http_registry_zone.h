@@ -32,6 +32,8 @@
 
 typedef struct {
     ngx_atomic_t               digest_mismatches;
+    ngx_atomic_t               full;    /* when a record last found no
+                                           room, even after evicting */
 } ngx_http_registry_counters_t;
 
 
@@ -51,6 +53,10 @@ ngx_shm_zone_t *ngx_http_registry_zone_add(ngx_conf_t *cf, size_t size,
     void *tag);
 ngx_http_registry_counters_t *ngx_http_registry_zone_counters(
     ngx_shm_zone_t *zone);
+void *ngx_http_registry_zone_block(ngx_shm_zone_t *zone, ngx_str_t *name,
+    size_t size);
+void ngx_http_registry_zone_use(ngx_slab_pool_t *shpool, size_t *size,
+    size_t *used);
 ngx_int_t ngx_http_registry_zone_get(ngx_shm_zone_t *zone, ngx_uint_t kind,
     ngx_str_t *key, ngx_pool_t *pool, ngx_str_t *value);
 ngx_int_t ngx_http_registry_zone_set(ngx_shm_zone_t *zone, ngx_uint_t kind,

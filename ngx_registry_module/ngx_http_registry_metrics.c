@@ -1,0 +1,741 @@
+
+/*
+ * Copyright (C) ngx_registry_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include "ngx_http_registry.h"
+#include "ngx_http_registry_zone.h"
+#include "ngx_http_registry_response.h"
+#include "ngx_http_registry_answer.h"
+#include "ngx_http_registry_metrics.h"
+
+
+/*
+ * What the mirror counts, and the two answers made of it (README.md,
+ * Monitoring): each registry's counters live in the shared zone under its
+ * name, so every worker adds to the same ones, and a reload (which keeps
+ * the zone) finds them again whatever the order of the registries; a
+ * restart makes a new zone.  A request is counted once, in the log
+ * phase, with what every upstream attempt it made (tag checks, token
+ * retries, redirects, failovers) received; the steps count their own
+ * events (fills, tokens, redirects, authorisations) as they happen.
+ */
+
+
+typedef struct {
+    u_char                        *pos;
+    u_char                        *last;
+} ngx_http_registry_out_t;
+
+
+static ngx_uint_t ngx_http_registry_stat_cache(ngx_str_t *status);
+static void ngx_http_registry_metrics_caches(ngx_http_registry_out_t *o);
+static void ngx_http_registry_metrics_zone(ngx_http_registry_out_t *o,
+    ngx_str_t *name, ngx_slab_pool_t *shpool, ngx_uint_t which);
+static ngx_int_t ngx_http_registry_metrics_send(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *type, ngx_http_registry_out_t *o,
+    u_char *start);
+static ngx_uint_t ngx_http_registry_cache_writable(ngx_http_request_t *r,
+    ngx_path_t *path);
+
+
+extern ngx_module_t  ngx_http_proxy_module;
+
+
+static char  *ngx_http_registry_stat_kinds[] = {
+    "manifest", "blob", "tags", "referrers"
+};
+
+static char  *ngx_http_registry_stat_caches[] = {
+    "hit", "miss", "expired", "stale", "updating", "revalidated", "bypass",
+    "none"
+};
+
+static char  *ngx_http_registry_stat_classes[] = {
+    "1xx", "2xx", "3xx", "4xx", "5xx", "429", "error"
+};
+
+
+/* the families of one counter (or gauge) per registry and label value */
+
+typedef struct {
+    char                          *name;
+    char                          *type;
+    char                          *help;
+    char                          *label;     /* ",source=\"cache\"", ... */
+    size_t                         offset;
+} ngx_http_registry_family_t;
+
+
+#define ngx_http_registry_stat_offset(f)                                      \
+    offsetof(ngx_http_registry_stats_t, f)
+
+static ngx_http_registry_family_t  ngx_http_registry_families[] = {
+
+    { "nginx_registry_sent_bytes_total", "counter",
+      "Body bytes sent to clients, from the cache or as fetched upstream.",
+      ",source=\"cache\"", ngx_http_registry_stat_offset(sent_cache) },
+    { "nginx_registry_sent_bytes_total", NULL, NULL,
+      ",source=\"upstream\"", ngx_http_registry_stat_offset(sent_upstream) },
+
+    { "nginx_registry_upstream_received_bytes_total", "counter",
+      "Bytes received from upstreams (headers and bodies).",
+      "", ngx_http_registry_stat_offset(received) },
+
+    { "nginx_registry_fills_total", "counter",
+      "Blob and manifest fills checked against their digest.",
+      ",result=\"verified\"", ngx_http_registry_stat_offset(fills_verified) },
+    { "nginx_registry_fills_total", NULL, NULL,
+      ",result=\"mismatch\"", ngx_http_registry_stat_offset(fills_mismatch) },
+
+    { "nginx_registry_token_fetches_total", "counter",
+      "Upstream token fetches.",
+      ",result=\"ok\"", ngx_http_registry_stat_offset(tokens_ok) },
+    { "nginx_registry_token_fetches_total", NULL, NULL,
+      ",result=\"failed\"", ngx_http_registry_stat_offset(tokens_failed) },
+
+    { "nginx_registry_redirects_total", "counter",
+      "Upstream redirects followed, and refused by the address policy.",
+      ",result=\"followed\"",
+      ngx_http_registry_stat_offset(redirects_followed) },
+    { "nginx_registry_redirects_total", NULL, NULL,
+      ",result=\"refused\"", ngx_http_registry_stat_offset(redirects_refused) },
+
+    { "nginx_registry_auth_decisions_total", "counter",
+      "What clients' own credentials may read (auth=client), as decided.",
+      ",decision=\"allowed\"", ngx_http_registry_stat_offset(auth_allowed) },
+    { "nginx_registry_auth_decisions_total", NULL, NULL,
+      ",decision=\"denied\"", ngx_http_registry_stat_offset(auth_denied) },
+
+    { "nginx_registry_upstream_last_success_timestamp_seconds", "gauge",
+      "When an upstream last answered below 500 (and not 429); 0: never.",
+      "", ngx_http_registry_stat_offset(last_success) },
+
+    { "nginx_registry_upstream_last_failure_timestamp_seconds", "gauge",
+      "When an upstream last failed (no answer, 5xx, 429); 0: never.",
+      "", ngx_http_registry_stat_offset(last_failure) },
+
+    { NULL, NULL, NULL, NULL, 0 }
+};
+
+
+/* a registry is counted for as long as the zone keeps its name */
+
+#define NGX_HTTP_REGISTRY_STALE_NOW  60     /* s: "served stale now" */
+#define NGX_HTTP_REGISTRY_CACHE_FULL 90     /* %: degraded from here */
+
+
+/* in the master, once the zone is made: each registry's counters */
+
+ngx_int_t
+ngx_http_registry_metrics_init(ngx_cycle_t *cycle)
+{
+    u_char                         *p;
+    ngx_str_t                       name;
+    ngx_uint_t                      i;
+    ngx_http_registry_t            *reg;
+    ngx_http_registry_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_registry_module);
+
+    if (rmcf == NULL || rmcf->zone == NULL) {
+        return NGX_OK;
+    }
+
+    reg = rmcf->registries.elts;
+
+    for (i = 0; i < rmcf->registries.nelts; i++) {
+        p = ngx_pnalloc(cycle->pool, sizeof("stats ") - 1 + reg[i].name.len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        name.data = p;
+        name.len = ngx_sprintf(p, "stats %V", &reg[i].name) - p;
+
+        reg[i].stats = ngx_http_registry_zone_block(rmcf->zone, &name,
+                                            sizeof(ngx_http_registry_stats_t));
+
+        if (reg[i].stats == NULL) {
+            ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                          "registry: no room in the shared zone for the "
+                          "counters of \"%V\": it is not counted",
+                          &reg[i].name);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the log phase: the request, its bytes, its upstream attempts */
+
+ngx_int_t
+ngx_http_registry_metrics_log_handler(ngx_http_request_t *r)
+{
+    off_t                       body;
+    time_t                      now;
+    ngx_uint_t                  i, kind, class;
+    ngx_str_t                  *status;
+    ngx_http_upstream_state_t  *state;
+    ngx_http_registry_ctx_t    *ctx;
+    ngx_http_registry_stats_t  *st;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (r != r->main || ctx == NULL || ctx->registry == NULL
+        || ctx->registry->stats == NULL
+        || ctx->endpoint < NGX_HTTP_REGISTRY_MANIFEST
+        || ctx->endpoint > NGX_HTTP_REGISTRY_REFERRERS)
+    {
+        return NGX_OK;
+    }
+
+    st = ctx->registry->stats;
+    kind = ctx->endpoint - NGX_HTTP_REGISTRY_MANIFEST;
+    status = ngx_http_registry_cache_status(r);
+
+    (void) ngx_atomic_fetch_add(
+                     &st->requests[kind][ngx_http_registry_stat_cache(status)],
+                     1);
+
+    body = r->connection->sent - r->header_size;
+
+    if (body > 0 && r->upstream) {
+        (void) ngx_atomic_fetch_add(r->cached ? &st->sent_cache
+                                              : &st->sent_upstream,
+                                    body);
+    }
+
+    now = ngx_time();
+
+    if (status && status->len == 5
+        && ngx_strncmp(status->data, "STALE", 5) == 0)
+    {
+        st->last_stale = now;
+    }
+
+    if (r->upstream_states == NULL) {
+        return NGX_OK;
+    }
+
+    state = r->upstream_states->elts;
+
+    for (i = 0; i < r->upstream_states->nelts; i++) {
+
+        if (state[i].peer == NULL) {
+            continue;           /* a separator, or no upstream was asked */
+        }
+
+        (void) ngx_atomic_fetch_add(&st->received, state[i].bytes_received);
+
+        if (state[i].header_time == (ngx_msec_t) -1 || state[i].status == 0)
+        {
+            class = 6;
+
+        } else if (state[i].status == NGX_HTTP_TOO_MANY_REQUESTS) {
+            class = 5;
+
+        } else if (state[i].status >= 100 && state[i].status < 600) {
+            class = state[i].status / 100 - 1;
+
+        } else {
+            class = 6;
+        }
+
+        (void) ngx_atomic_fetch_add(&st->upstream[class], 1);
+
+        if (class == 4 || class == 5 || class == 6) {
+            st->last_failure = now;
+            st->last_failure_status = state[i].status;
+
+        } else {
+            st->last_success = now;
+            st->last_success_status = state[i].status;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_registry_stat_cache(ngx_str_t *status)
+{
+    ngx_uint_t  i;
+
+    if (status == NULL) {
+        return NGX_HTTP_REGISTRY_STAT_CACHE - 1;
+    }
+
+    for (i = 0; i < NGX_HTTP_REGISTRY_STAT_CACHE - 1; i++) {
+        if (status->len == ngx_strlen(ngx_http_registry_stat_caches[i])
+            && ngx_strncasecmp(status->data,
+                               (u_char *) ngx_http_registry_stat_caches[i],
+                               status->len)
+               == 0)
+        {
+            return i;
+        }
+    }
+
+    return NGX_HTTP_REGISTRY_STAT_CACHE - 1;
+}
+
+
+/* "registry_metrics": the Prometheus text exposition format, 0.0.4 */
+
+ngx_int_t
+ngx_http_registry_metrics_handler(ngx_http_request_t *r)
+{
+    size_t                          size;
+    u_char                         *start;
+    ngx_int_t                       rc;
+    ngx_uint_t                      i, k, c;
+    ngx_atomic_t                   *v;
+    ngx_http_registry_t            *reg;
+    ngx_http_registry_stats_t      *st, zero;
+    ngx_http_registry_out_t         o;
+    ngx_http_registry_family_t     *f;
+    ngx_http_registry_main_conf_t  *rmcf;
+
+    static ngx_str_t  type = ngx_string("text/plain; version=0.0.4");
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
+
+    size = 16384 + rmcf->registries.nelts * 8192;
+
+    start = ngx_pnalloc(r->pool, size);
+    if (start == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    o.pos = start;
+    o.last = start + size;
+
+    reg = rmcf->registries.elts;
+    ngx_memzero(&zero, sizeof(ngx_http_registry_stats_t));
+
+    /* each family's lines together, as the format wants */
+
+    o.pos = ngx_slprintf(o.pos, o.last,
+        "# HELP nginx_registry_requests_total Requests answered, by "
+        "registry, kind and cache status.\n"
+        "# TYPE nginx_registry_requests_total counter\n");
+
+    for (i = 0; i < rmcf->registries.nelts; i++) {
+        st = reg[i].stats ? reg[i].stats : &zero;
+
+        for (k = 0; k < NGX_HTTP_REGISTRY_STAT_KINDS; k++) {
+            for (c = 0; c < NGX_HTTP_REGISTRY_STAT_CACHE; c++) {
+                o.pos = ngx_slprintf(o.pos, o.last,
+                            "nginx_registry_requests_total{registry=\"%V\","
+                            "kind=\"%s\",cache=\"%s\"} %uA\n",
+                            &reg[i].name, ngx_http_registry_stat_kinds[k],
+                            ngx_http_registry_stat_caches[c],
+                            st->requests[k][c]);
+            }
+        }
+    }
+
+    o.pos = ngx_slprintf(o.pos, o.last,
+        "# HELP nginx_registry_upstream_responses_total Upstream answers "
+        "(registries, redirect targets), by status class; error: none.\n"
+        "# TYPE nginx_registry_upstream_responses_total counter\n");
+
+    for (i = 0; i < rmcf->registries.nelts; i++) {
+        st = reg[i].stats ? reg[i].stats : &zero;
+
+        for (c = 0; c < NGX_HTTP_REGISTRY_STAT_CLASSES; c++) {
+            o.pos = ngx_slprintf(o.pos, o.last,
+                                 "nginx_registry_upstream_responses_total"
+                                 "{registry=\"%V\",status=\"%s\"} %uA\n",
+                                 &reg[i].name,
+                                 ngx_http_registry_stat_classes[c],
+                                 st->upstream[c]);
+        }
+    }
+
+    for (f = ngx_http_registry_families; f->name; f++) {
+
+        if (f->help) {
+            o.pos = ngx_slprintf(o.pos, o.last, "# HELP %s %s\n# TYPE %s %s\n",
+                                 f->name, f->help, f->name, f->type);
+        }
+
+        for (i = 0; i < rmcf->registries.nelts; i++) {
+            st = reg[i].stats ? reg[i].stats : &zero;
+            v = (ngx_atomic_t *) ((u_char *) st + f->offset);
+
+            o.pos = ngx_slprintf(o.pos, o.last, "%s{registry=\"%V\"%s} %uA\n",
+                                 f->name, &reg[i].name, f->label, *v);
+        }
+    }
+
+    ngx_http_registry_metrics_caches(&o);
+
+    if (o.pos == o.last) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;   /* cannot happen */
+    }
+
+    return ngx_http_registry_metrics_send(r, NGX_HTTP_OK, &type, &o, start);
+}
+
+
+/*
+ * The caches (proxy_cache_path zones) and the shared zones: size and
+ * use.  A cache without max_size has no max_size line.
+ */
+
+static void
+ngx_http_registry_metrics_caches(ngx_http_registry_out_t *o)
+{
+    ngx_uint_t                      i, which;
+    ngx_list_part_t                *part;
+    ngx_shm_zone_t                 *shm;
+    ngx_http_file_cache_t          *cache;
+    ngx_http_registry_main_conf_t  *rmcf;
+
+    static ngx_str_t  name = ngx_string("ngx_http_registry");
+
+    for (which = 0; which < 4; which++) {
+
+        switch (which) {
+        case 0:
+            o->pos = ngx_slprintf(o->pos, o->last,
+                "# HELP nginx_registry_cache_size_bytes What a cache "
+                "(proxy_cache_path) holds on disk.\n"
+                "# TYPE nginx_registry_cache_size_bytes gauge\n");
+            break;
+        case 1:
+            o->pos = ngx_slprintf(o->pos, o->last,
+                "# HELP nginx_registry_cache_max_size_bytes A cache's "
+                "max_size.\n"
+                "# TYPE nginx_registry_cache_max_size_bytes gauge\n");
+            break;
+        case 2:
+            o->pos = ngx_slprintf(o->pos, o->last,
+                "# HELP nginx_registry_zone_size_bytes A shared memory "
+                "zone's size.\n"
+                "# TYPE nginx_registry_zone_size_bytes gauge\n");
+            break;
+        default:
+            o->pos = ngx_slprintf(o->pos, o->last,
+                "# HELP nginx_registry_zone_used_bytes A shared memory "
+                "zone's pages in use.\n"
+                "# TYPE nginx_registry_zone_used_bytes gauge\n");
+        }
+
+        part = (ngx_list_part_t *) &ngx_cycle->shared_memory.part;
+        shm = part->elts;
+
+        for (i = 0; /* void */ ; i++) {
+
+            if (i >= part->nelts) {
+                if (part->next == NULL) {
+                    break;
+                }
+
+                part = part->next;
+                shm = part->elts;
+                i = 0;
+            }
+
+            if (shm[i].tag != &ngx_http_proxy_module || shm[i].data == NULL) {
+                continue;
+            }
+
+            cache = shm[i].data;
+
+            if (which == 0) {
+                o->pos = ngx_slprintf(o->pos, o->last,
+                             "nginx_registry_cache_size_bytes{cache=\"%V\"} "
+                             "%O\n", &shm[i].shm.name,
+                             cache->sh->size * (off_t) cache->bsize);
+
+            } else if (which == 1) {
+                if (cache->max_size
+                    < NGX_MAX_OFF_T_VALUE / (off_t) cache->bsize)
+                {
+                    o->pos = ngx_slprintf(o->pos, o->last,
+                             "nginx_registry_cache_max_size_bytes"
+                             "{cache=\"%V\"} %O\n", &shm[i].shm.name,
+                             cache->max_size * (off_t) cache->bsize);
+                }
+
+            } else {
+                ngx_http_registry_metrics_zone(o, &shm[i].shm.name,
+                                               cache->shpool, which);
+            }
+        }
+
+        if (which >= 2) {
+            rmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                                    ngx_http_registry_module);
+
+            if (rmcf && rmcf->zone) {
+                ngx_http_registry_metrics_zone(o, &name,
+                                               (ngx_slab_pool_t *)
+                                               rmcf->zone->shm.addr, which);
+            }
+        }
+    }
+}
+
+
+static void
+ngx_http_registry_metrics_zone(ngx_http_registry_out_t *o, ngx_str_t *name,
+    ngx_slab_pool_t *shpool, ngx_uint_t which)
+{
+    size_t  size, used;
+
+    ngx_http_registry_zone_use(shpool, &size, &used);
+
+    o->pos = ngx_slprintf(o->pos, o->last,
+                          "nginx_registry_zone_%s_bytes{zone=\"%V\"} %uz\n",
+                          which == 2 ? "size" : "used", name,
+                          which == 2 ? size : used);
+}
+
+
+/*
+ * "registry_health": ok, degraded (200) or down (503), as README.md
+ * (Monitoring) defines them, with what decided it.
+ */
+
+ngx_int_t
+ngx_http_registry_health_handler(ngx_http_request_t *r)
+{
+    u_char                         *start;
+    size_t                          size, zsize, zused;
+    time_t                          now;
+    ngx_int_t                       rc;
+    ngx_uint_t                      i, state, failing, stale, first;
+    ngx_list_part_t                *part;
+    ngx_shm_zone_t                 *shm;
+    ngx_http_registry_t            *reg;
+    ngx_http_file_cache_t          *cache;
+    ngx_http_registry_out_t         o;
+    ngx_http_registry_stats_t      *st, zero;
+    ngx_http_registry_counters_t   *counters;
+    ngx_http_registry_main_conf_t  *rmcf;
+    off_t                           csize, cmax;
+
+    static ngx_str_t  type = ngx_string("application/json");
+    static char      *states[] = { "ok", "degraded", "down" };
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
+
+    size = 4096 + rmcf->registries.nelts * 1024;
+
+    start = ngx_pnalloc(r->pool, size);
+    if (start == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the body after the status, which is known last: filled from 32 on */
+
+    o.pos = start + 32;
+    o.last = start + size;
+
+    now = ngx_time();
+    state = 0;
+    ngx_memzero(&zero, sizeof(ngx_http_registry_stats_t));
+
+    o.pos = ngx_slprintf(o.pos, o.last, ",\"registries\":{");
+
+    reg = rmcf->registries.elts;
+
+    for (i = 0; i < rmcf->registries.nelts; i++) {
+        st = reg[i].stats ? reg[i].stats : &zero;
+
+        failing = st->last_failure > st->last_success;
+        stale = st->last_stale
+                && now - (time_t) st->last_stale < NGX_HTTP_REGISTRY_STALE_NOW;
+
+        if (failing || stale) {
+            state = 1;
+        }
+
+        o.pos = ngx_slprintf(o.pos, o.last,
+                             "%s\"%V\":{\"failing\":%s,\"stale\":%s,"
+                             "\"last_success\":{\"time\":%uA,\"status\":%uA},"
+                             "\"last_failure\":{\"time\":%uA,\"status\":%uA}}",
+                             i ? "," : "", &reg[i].name,
+                             failing ? "true" : "false",
+                             stale ? "true" : "false",
+                             st->last_success, st->last_success_status,
+                             st->last_failure, st->last_failure_status);
+    }
+
+    o.pos = ngx_slprintf(o.pos, o.last, "},\"caches\":{");
+
+    part = (ngx_list_part_t *) &ngx_cycle->shared_memory.part;
+    shm = part->elts;
+    first = 1;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            shm = part->elts;
+            i = 0;
+        }
+
+        if (shm[i].tag != &ngx_http_proxy_module || shm[i].data == NULL) {
+            continue;
+        }
+
+        cache = shm[i].data;
+        csize = cache->sh->size * (off_t) cache->bsize;
+        cmax = cache->max_size < NGX_MAX_OFF_T_VALUE / (off_t) cache->bsize
+               ? cache->max_size * (off_t) cache->bsize : 0;
+
+        if (!ngx_http_registry_cache_writable(r, cache->path)) {
+            state = 2;
+
+        } else if (cmax
+                   && csize * 100 >= cmax * NGX_HTTP_REGISTRY_CACHE_FULL
+                   && state == 0)
+        {
+            state = 1;
+        }
+
+        o.pos = ngx_slprintf(o.pos, o.last,
+                             "%s\"%V\":{\"size\":%O,\"max_size\":%O,"
+                             "\"writable\":%s}",
+                             first ? "" : ",", &shm[i].shm.name, csize, cmax,
+                             ngx_http_registry_cache_writable(r, cache->path)
+                             ? "true" : "false");
+        first = 0;
+    }
+
+    o.pos = ngx_slprintf(o.pos, o.last, "}");
+
+    if (rmcf->zone) {
+        ngx_http_registry_zone_use((ngx_slab_pool_t *) rmcf->zone->shm.addr,
+                                   &zsize, &zused);
+
+        counters = ngx_http_registry_zone_counters(rmcf->zone);
+
+        /* a record that found no room even after evicting: exhausted */
+
+        if (counters->full
+            && now - (time_t) counters->full < NGX_HTTP_REGISTRY_STALE_NOW)
+        {
+            state = 2;
+        }
+
+        o.pos = ngx_slprintf(o.pos, o.last,
+                             ",\"zone\":{\"size\":%uz,\"used\":%uz,"
+                             "\"full\":%uA}", zsize, zused, counters->full);
+    }
+
+    o.pos = ngx_slprintf(o.pos, o.last, "}\n");
+
+    /* the head, right before the body */
+
+    size = ngx_strlen(states[state]) + sizeof("{\"status\":\"\"") - 1;
+    start += 32 - size;
+    ngx_sprintf(start, "{\"status\":\"%s\"", states[state]);
+
+    return ngx_http_registry_metrics_send(r, state == 2
+                                     ? NGX_HTTP_SERVICE_UNAVAILABLE
+                                     : NGX_HTTP_OK,
+                                  &type, &o, start);
+}
+
+
+/* a file made and removed in the cache folder: it can be written */
+
+static ngx_uint_t
+ngx_http_registry_cache_writable(ngx_http_request_t *r, ngx_path_t *path)
+{
+    u_char    *name;
+    ngx_fd_t   fd;
+
+    name = ngx_pnalloc(r->pool, path->name.len
+                                + sizeof("/.registry-health-") + NGX_INT_T_LEN);
+    if (name == NULL) {
+        return 0;
+    }
+
+    ngx_sprintf(name, "%V/.registry-health-%P%Z", &path->name, ngx_pid);
+
+    fd = ngx_open_file(name, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
+                       NGX_FILE_DEFAULT_ACCESS);
+
+    if (fd == NGX_INVALID_FILE) {
+        return 0;
+    }
+
+    (void) ngx_close_file(fd);
+    (void) ngx_delete_file(name);
+
+    return 1;
+}
+
+
+static ngx_int_t
+ngx_http_registry_metrics_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, ngx_http_registry_out_t *o, u_char *start)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = o->pos - start;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type->len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = start;
+    b->last = o->pos;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
