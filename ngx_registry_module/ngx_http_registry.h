@@ -105,6 +105,7 @@ typedef struct {
     ngx_shm_zone_t            *zone;        /* NULL without registries */
     ngx_open_file_t           *history;     /* registry_tag_history */
     ngx_uint_t                 history_entries;  /* kept per tag */
+    ngx_flag_t                 counters;    /* registry_counters */
 } ngx_http_registry_main_conf_t;
 
 

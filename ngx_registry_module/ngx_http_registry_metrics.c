@@ -143,7 +143,7 @@ ngx_http_registry_metrics_init(ngx_cycle_t *cycle)
     rmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_registry_module);
 
-    if (rmcf == NULL || rmcf->zone == NULL) {
+    if (rmcf == NULL || rmcf->zone == NULL || !rmcf->counters) {
         return NGX_OK;
     }
 

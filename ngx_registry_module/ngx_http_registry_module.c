@@ -228,6 +228,13 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       0,
       NULL },
 
+    { ngx_string("registry_counters"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_registry_main_conf_t, counters),
+      NULL },
+
     { ngx_string("registry_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_registry_answer_with,
@@ -1134,6 +1141,7 @@ ngx_http_registry_create_main_conf(ngx_conf_t *cf)
 
     rmcf->zone_size = NGX_CONF_UNSET_SIZE;
     rmcf->history_entries = NGX_CONF_UNSET_UINT;
+    rmcf->counters = NGX_CONF_UNSET;
 
     return rmcf;
 }
@@ -1159,6 +1167,7 @@ ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     ngx_conf_init_size_value(rmcf->zone_size, NGX_HTTP_REGISTRY_ZONE_SIZE);
+    ngx_conf_init_value(rmcf->counters, 1);
 
     /* what marks a private fill from each registry's upstream */
 
