@@ -86,6 +86,10 @@ typedef struct {
     ngx_str_t                  prefix;     /* inserted after "/v2/" */
     ngx_flag_t                 library;    /* Docker Hub "library/" */
     ngx_flag_t                 client_auth;  /* clients log in themselves */
+    ngx_array_t               *allow;      /* patterns (ngx_str_t) of the
+                                              repositories mirrored; NULL:
+                                              all of them */
+    ngx_array_t               *block;      /* and of those refused */
     u_char                     private_mark[NGX_HTTP_REGISTRY_PRIVATE_MARK];
     ngx_http_registry_stats_t *stats;      /* NULL: the zone had no room */
 } ngx_http_registry_t;

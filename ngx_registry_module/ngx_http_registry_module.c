@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 #include "ngx_http_registry.h"
 #include "ngx_http_registry_grammar.h"
+#include "ngx_http_registry_pattern.h"
 #include "ngx_http_registry_accept.h"
 #include "ngx_http_registry_zone.h"
 #include "ngx_http_registry_response.h"
@@ -48,6 +49,8 @@ static char *ngx_http_registry_alias(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_registry_credentials(ngx_conf_t *cf,
     ngx_str_t *name, ngx_str_t *basic);
+static ngx_int_t ngx_http_registry_patterns(ngx_conf_t *cf,
+    ngx_str_t *option, size_t skip, ngx_array_t **list);
 static char *ngx_http_registry_redirect_allow(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_registry_zone_size(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -527,7 +530,8 @@ ngx_http_registry_counter_variable(ngx_http_request_t *r,
 
 /*
  * registry <name> <url> [library=on|off] [auth=client|mirror]
- *          [host=<name[:port]>] [credentials=<file>];
+ *          [host=<name[:port]>] [credentials=<file>] [allow=<file>]
+ *          [block=<file>];
  *
  * The URL is "http[s]://host[:port][/prefix]", the registry's first
  * region.  The host may name an upstream{} block; a prefix puts the
@@ -598,6 +602,20 @@ ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         } else if (ngx_strcmp(value[i].data, "auth=mirror") == 0) {
             reg->client_auth = 0;
+
+        } else if (ngx_strncmp(value[i].data, "allow=", 6) == 0) {
+            if (ngx_http_registry_patterns(cf, &value[i], 6, &reg->allow)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+        } else if (ngx_strncmp(value[i].data, "block=", 6) == 0) {
+            if (ngx_http_registry_patterns(cf, &value[i], 6, &reg->block)
+                != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
 
         } else if (ngx_http_registry_region_option(cf, &region[0], &value[i])
                    != NGX_OK)
@@ -927,6 +945,129 @@ ngx_http_registry_credentials(ngx_conf_t *cf, ngx_str_t *name,
     ngx_explicit_memzero(buf, sizeof(buf));
 
     return NGX_OK;
+}
+
+
+/*
+ * allow=<file>, block=<file>: repository patterns, one a line, "#"
+ * comments; read with the configuration, so a reload takes a changed
+ * file, and a line that is not a pattern fails it with its number.
+ */
+
+static ngx_int_t
+ngx_http_registry_patterns(ngx_conf_t *cf, ngx_str_t *option, size_t skip,
+    ngx_array_t **list)
+{
+    u_char           *buf, *p, *last, *eol;
+    off_t             size;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_int_t         rc;
+    ngx_str_t         name, line, *pattern;
+    ngx_uint_t        lineno;
+    ngx_file_info_t   fi;
+
+    if (*list != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate parameter \"%V\"", option);
+        return NGX_ERROR;
+    }
+
+    name.data = option->data + skip;
+    name.len = option->len - skip;
+
+    if (name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", option);
+        return NGX_ERROR;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &name);
+        return NGX_ERROR;
+    }
+
+    buf = NULL;
+    size = 0;
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%V\" failed", &name);
+        goto failed;
+    }
+
+    buf = ngx_pnalloc(cf->pool, ngx_file_size(&fi) + 1);
+    if (buf == NULL) {
+        goto failed;
+    }
+
+    while (size < ngx_file_size(&fi)) {
+        n = ngx_read_fd(fd, buf + size, ngx_file_size(&fi) - size);
+
+        if (n == -1) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                               ngx_read_fd_n " \"%V\" failed", &name);
+            goto failed;
+        }
+
+        if (n == 0) {
+            break;
+        }
+
+        size += n;
+    }
+
+    ngx_close_file(fd);
+
+    *list = ngx_array_create(cf->pool, 16, sizeof(ngx_str_t));
+    if (*list == NULL) {
+        return NGX_ERROR;
+    }
+
+    last = buf + size;
+
+    for (p = buf, lineno = 1; p < last; p = eol + 1, lineno++) {
+        eol = ngx_strlchr(p, last, '\n');
+        if (eol == NULL) {
+            eol = last;
+        }
+
+        rc = ngx_http_registry_pattern_line(p, eol - p, &line);
+
+        if (rc == NGX_DONE) {
+            continue;
+        }
+
+        if (rc != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%V:%ui: invalid pattern \"%V\", expected "
+                               "\"/\" separated segments of [a-z0-9._-] "
+                               "and \"*\", or \"**\"",
+                               &name, lineno, &line);
+            return NGX_ERROR;
+        }
+
+        pattern = ngx_array_push(*list);
+        if (pattern == NULL) {
+            return NGX_ERROR;
+        }
+
+        *pattern = line;
+    }
+
+    return NGX_OK;
+
+failed:
+
+    ngx_close_file(fd);
+
+    return NGX_ERROR;
 }
 
 

@@ -47,18 +47,25 @@ ngx_http_registry_send_error(ngx_http_request_t *r,
     ngx_http_registry_error_t *err)
 {
     u_char     *p;
+    uintptr_t   escape;
     ngx_str_t   body, allow;
+
+    /* a message may quote what the client asked for */
+
+    escape = ngx_escape_json(NULL, err->message.data, err->message.len);
 
     p = ngx_pnalloc(r->pool, sizeof("{\"errors\":[{\"code\":\"\","
                                     "\"message\":\"\"}]}\n") - 1
-                             + err->code.len + err->message.len);
+                             + err->code.len + err->message.len + escape);
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     body.data = p;
-    p = ngx_sprintf(p, "{\"errors\":[{\"code\":\"%V\",\"message\":\"%V\"}]}\n",
-                    &err->code, &err->message);
+    p = ngx_sprintf(p, "{\"errors\":[{\"code\":\"%V\",\"message\":\"",
+                    &err->code);
+    p = (u_char *) ngx_escape_json(p, err->message.data, err->message.len);
+    p = ngx_cpymem(p, "\"}]}\n", sizeof("\"}]}\n") - 1);
     body.len = p - body.data;
 
     if (err->status == NGX_HTTP_NOT_ALLOWED) {

@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 #include "ngx_http_registry.h"
 #include "ngx_http_registry_grammar.h"
+#include "ngx_http_registry_pattern.h"
 #include "ngx_http_registry_accept.h"
 #include "ngx_http_registry_response.h"
 #include "ngx_http_registry_loop.h"
@@ -23,6 +24,9 @@ static ngx_int_t ngx_http_registry_refuse(ngx_http_request_t *r,
 static ngx_http_registry_t *ngx_http_registry_select(ngx_http_request_t *r,
     ngx_http_registry_path_t *path, ngx_http_registry_args_t *args,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_error_t *err);
+static ngx_int_t ngx_http_registry_allowed(ngx_http_request_t *r,
+    ngx_http_registry_t *reg, ngx_http_registry_path_t *path,
+    ngx_http_registry_error_t *err);
 static ngx_int_t ngx_http_registry_upstream_uri(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_path_t *path,
     ngx_http_registry_args_t *args);
@@ -143,6 +147,12 @@ ngx_http_registry_handler(ngx_http_request_t *r)
 
     ctx->registry = ngx_http_registry_select(r, &path, &args, ctx, &err);
     if (ctx->registry == NULL) {
+        goto failed;
+    }
+
+    /* before the cache too: a digest's entry is shared by every name */
+
+    if (ngx_http_registry_allowed(r, ctx->registry, &path, &err) != NGX_OK) {
         goto failed;
     }
 
@@ -320,6 +330,68 @@ found:
     }
 
     return reg;
+}
+
+
+/*
+ * A registry's allow and block lists, on the repository's name as the
+ * registry knows it: with "library/" where the registry adds it, without
+ * the URL's path prefix (where the registry is, not what it holds).  The
+ * block list wins.
+ */
+
+static ngx_int_t
+ngx_http_registry_allowed(ngx_http_request_t *r, ngx_http_registry_t *reg,
+    ngx_http_registry_path_t *path, ngx_http_registry_error_t *err)
+{
+    u_char     *p;
+    ngx_str_t   name;
+    u_char      buf[sizeof("library/") - 1 + NGX_HTTP_REGISTRY_NAME_MAX];
+
+    if (reg->allow == NULL && reg->block == NULL) {
+        return NGX_OK;
+    }
+
+    name = path->name;
+
+    if (reg->library
+        && ngx_strlchr(name.data, name.data + name.len, '/') == NULL
+        && name.len <= NGX_HTTP_REGISTRY_NAME_MAX)
+    {
+        p = ngx_cpymem(buf, "library/", 8);
+        p = ngx_cpymem(p, name.data, name.len);
+
+        name.data = buf;
+        name.len = p - buf;
+    }
+
+    if ((reg->block == NULL
+         || ngx_http_registry_pattern_find(reg->block, name.data, name.len)
+            != NGX_OK)
+        && (reg->allow == NULL
+            || ngx_http_registry_pattern_find(reg->allow, name.data, name.len)
+               == NGX_OK))
+    {
+        return NGX_OK;
+    }
+
+    err->status = NGX_HTTP_FORBIDDEN;
+    ngx_str_set(&err->code, "DENIED");
+
+    err->message.len = sizeof("repository \"\" is not mirrored here") - 1
+                       + name.len;
+    err->message.data = ngx_pnalloc(r->pool, err->message.len);
+    if (err->message.data == NULL) {
+        err->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        ngx_str_set(&err->code, "UNKNOWN");
+        ngx_str_set(&err->message, "out of memory");
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(err->message.data, "repository \"%V\" is not mirrored here",
+                &name);
+
+    return NGX_DECLINED;
 }
 
 

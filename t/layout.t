@@ -22,6 +22,7 @@ my @pure = qw(
     ngx_http_registry_json
     ngx_http_registry_manifest
     ngx_http_registry_grant
+    ngx_http_registry_pattern
 );
 
 opendir my $dh, $src or die "$src: $!";
