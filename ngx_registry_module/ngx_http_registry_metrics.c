@@ -33,7 +33,8 @@ typedef struct {
 
 
 static ngx_uint_t ngx_http_registry_stat_cache(ngx_str_t *status);
-static void ngx_http_registry_metrics_caches(ngx_http_registry_out_t *o);
+static void ngx_http_registry_metrics_caches(ngx_http_registry_out_t *o,
+    ngx_pool_t *pool);
 static void ngx_http_registry_metrics_zone(ngx_http_registry_out_t *o,
     ngx_str_t *name, ngx_slab_pool_t *shpool, ngx_uint_t which);
 static ngx_int_t ngx_http_registry_metrics_send(ngx_http_request_t *r,
@@ -41,6 +42,9 @@ static ngx_int_t ngx_http_registry_metrics_send(ngx_http_request_t *r,
     u_char *start);
 static ngx_uint_t ngx_http_registry_cache_writable(ngx_http_request_t *r,
     ngx_path_t *path);
+static size_t ngx_http_registry_out_size(ngx_http_registry_main_conf_t *rmcf,
+    size_t per_registry, size_t per_zone);
+static ngx_str_t *ngx_http_registry_label(ngx_pool_t *pool, ngx_str_t *s);
 
 
 extern ngx_module_t  ngx_http_proxy_module;
@@ -232,6 +236,14 @@ ngx_http_registry_metrics_log_handler(ngx_http_request_t *r)
             continue;           /* a separator, or no upstream was asked */
         }
 
+        /* the client went away before the answer: says nothing of it */
+
+        if (r->connection->error && i == r->upstream_states->nelts - 1
+            && state[i].status == 0)
+        {
+            continue;
+        }
+
         (void) ngx_atomic_fetch_add(&st->received, state[i].bytes_received);
 
         if (state[i].header_time == (ngx_msec_t) -1 || state[i].status == 0)
@@ -317,7 +329,7 @@ ngx_http_registry_metrics_handler(ngx_http_request_t *r)
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
-    size = 16384 + rmcf->registries.nelts * 8192;
+    size = ngx_http_registry_out_size(rmcf, 8192, 1024);
 
     start = ngx_pnalloc(r->pool, size);
     if (start == NULL) {
@@ -386,7 +398,7 @@ ngx_http_registry_metrics_handler(ngx_http_request_t *r)
         }
     }
 
-    ngx_http_registry_metrics_caches(&o);
+    ngx_http_registry_metrics_caches(&o, r->pool);
 
     if (o.pos == o.last) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;   /* cannot happen */
@@ -402,8 +414,10 @@ ngx_http_registry_metrics_handler(ngx_http_request_t *r)
  */
 
 static void
-ngx_http_registry_metrics_caches(ngx_http_registry_out_t *o)
+ngx_http_registry_metrics_caches(ngx_http_registry_out_t *o,
+    ngx_pool_t *pool)
 {
+    ngx_str_t                      *label;
     ngx_uint_t                      i, which;
     ngx_list_part_t                *part;
     ngx_shm_zone_t                 *shm;
@@ -461,10 +475,15 @@ ngx_http_registry_metrics_caches(ngx_http_registry_out_t *o)
 
             cache = shm[i].data;
 
+            label = ngx_http_registry_label(pool, &shm[i].shm.name);
+            if (label == NULL) {
+                continue;
+            }
+
             if (which == 0) {
                 o->pos = ngx_slprintf(o->pos, o->last,
                              "nginx_registry_cache_size_bytes{cache=\"%V\"} "
-                             "%O\n", &shm[i].shm.name,
+                             "%O\n", label,
                              cache->sh->size * (off_t) cache->bsize);
 
             } else if (which == 1) {
@@ -473,13 +492,13 @@ ngx_http_registry_metrics_caches(ngx_http_registry_out_t *o)
                 {
                     o->pos = ngx_slprintf(o->pos, o->last,
                              "nginx_registry_cache_max_size_bytes"
-                             "{cache=\"%V\"} %O\n", &shm[i].shm.name,
+                             "{cache=\"%V\"} %O\n", label,
                              cache->max_size * (off_t) cache->bsize);
                 }
 
             } else {
-                ngx_http_registry_metrics_zone(o, &shm[i].shm.name,
-                                               cache->shpool, which);
+                ngx_http_registry_metrics_zone(o, label, cache->shpool,
+                                               which);
             }
         }
 
@@ -524,7 +543,8 @@ ngx_http_registry_health_handler(ngx_http_request_t *r)
     size_t                          size, zsize, zused;
     time_t                          now;
     ngx_int_t                       rc;
-    ngx_uint_t                      i, state, failing, stale, first;
+    ngx_str_t                      *label;
+    ngx_uint_t                      i, state, failing, stale, first, writable;
     ngx_list_part_t                *part;
     ngx_shm_zone_t                 *shm;
     ngx_http_registry_t            *reg;
@@ -549,7 +569,7 @@ ngx_http_registry_health_handler(ngx_http_request_t *r)
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
-    size = 4096 + rmcf->registries.nelts * 1024;
+    size = ngx_http_registry_out_size(rmcf, 512, 256);
 
     start = ngx_pnalloc(r->pool, size);
     if (start == NULL) {
@@ -614,11 +634,17 @@ ngx_http_registry_health_handler(ngx_http_request_t *r)
         }
 
         cache = shm[i].data;
+        label = ngx_http_registry_label(r->pool, &shm[i].shm.name);
+        if (label == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        writable = ngx_http_registry_cache_writable(r, cache->path);
         csize = cache->sh->size * (off_t) cache->bsize;
         cmax = cache->max_size < NGX_MAX_OFF_T_VALUE / (off_t) cache->bsize
                ? cache->max_size * (off_t) cache->bsize : 0;
 
-        if (!ngx_http_registry_cache_writable(r, cache->path)) {
+        if (!writable) {
             state = 2;
 
         } else if (cmax
@@ -631,9 +657,8 @@ ngx_http_registry_health_handler(ngx_http_request_t *r)
         o.pos = ngx_slprintf(o.pos, o.last,
                              "%s\"%V\":{\"size\":%O,\"max_size\":%O,"
                              "\"writable\":%s}",
-                             first ? "" : ",", &shm[i].shm.name, csize, cmax,
-                             ngx_http_registry_cache_writable(r, cache->path)
-                             ? "true" : "false");
+                             first ? "" : ",", label, csize, cmax,
+                             writable ? "true" : "false");
         first = 0;
     }
 
@@ -645,12 +670,19 @@ ngx_http_registry_health_handler(ngx_http_request_t *r)
 
         counters = ngx_http_registry_zone_counters(rmcf->zone);
 
-        /* a record that found no room even after evicting: exhausted */
+        /*
+         * A record that found no room even after evicting: the zone is
+         * exhausted.  Degraded, not down: the mirror serves on without
+         * the record (a token or tag map entry costs one more upstream
+         * request), and a zone a client could fill must not take the
+         * node out of a load balancer.
+         */
 
         if (counters->full
-            && now - (time_t) counters->full < NGX_HTTP_REGISTRY_STALE_NOW)
+            && now - (time_t) counters->full < NGX_HTTP_REGISTRY_STALE_NOW
+            && state == 0)
         {
-            state = 2;
+            state = 1;
         }
 
         o.pos = ngx_slprintf(o.pos, o.last,
@@ -659,6 +691,10 @@ ngx_http_registry_health_handler(ngx_http_request_t *r)
     }
 
     o.pos = ngx_slprintf(o.pos, o.last, "}\n");
+
+    if (o.pos == o.last) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;   /* cannot happen */
+    }
 
     /* the head, right before the body */
 
@@ -689,8 +725,12 @@ ngx_http_registry_cache_writable(ngx_http_request_t *r, ngx_path_t *path)
 
     ngx_sprintf(name, "%V/.registry-health-%P%Z", &path->name, ngx_pid);
 
-    fd = ngx_open_file(name, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
-                       NGX_FILE_DEFAULT_ACCESS);
+    /* made anew, never through a link someone left there */
+
+    (void) ngx_delete_file(name);
+
+    fd = ngx_open_file(name, NGX_FILE_WRONLY|NGX_FILE_NOFOLLOW,
+                       NGX_FILE_CREATE_OR_OPEN|O_EXCL, NGX_FILE_DEFAULT_ACCESS);
 
     if (fd == NGX_INVALID_FILE) {
         return 0;
@@ -738,4 +778,99 @@ ngx_http_registry_metrics_send(ngx_http_request_t *r, ngx_uint_t status,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * Room for an answer: each registry's lines, and each shared zone's
+ * (caches included) with its name escaped, at most twice as long.
+ */
+
+static size_t
+ngx_http_registry_out_size(ngx_http_registry_main_conf_t *rmcf,
+    size_t per_registry, size_t per_zone)
+{
+    size_t                size;
+    ngx_uint_t            i;
+    ngx_list_part_t      *part;
+    ngx_shm_zone_t       *shm;
+    ngx_http_registry_t  *reg;
+
+    size = 4096;
+    reg = rmcf->registries.elts;
+
+    for (i = 0; i < rmcf->registries.nelts; i++) {
+        size += per_registry + 64 * reg[i].name.len;
+    }
+
+    part = (ngx_list_part_t *) &ngx_cycle->shared_memory.part;
+    shm = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            shm = part->elts;
+            i = 0;
+        }
+
+        size += per_zone + 8 * shm[i].shm.name.len;
+    }
+
+    return size;
+}
+
+
+/*
+ * A zone's name (the operator's, any bytes) as a Prometheus label value
+ * and a JSON string: "\" and the quote escaped, a newline as "\n", other
+ * control bytes as "?".
+ */
+
+static ngx_str_t *
+ngx_http_registry_label(ngx_pool_t *pool, ngx_str_t *s)
+{
+    u_char     *p;
+    size_t      i;
+    ngx_str_t  *out;
+
+    out = ngx_palloc(pool, sizeof(ngx_str_t));
+    if (out == NULL) {
+        return NULL;
+    }
+
+    out->data = ngx_pnalloc(pool, 2 * s->len);
+    if (out->data == NULL) {
+        return NULL;
+    }
+
+    p = out->data;
+
+    for (i = 0; i < s->len; i++) {
+        switch (s->data[i]) {
+
+        case '\\':
+        case '"':
+            *p++ = '\\';
+            *p++ = s->data[i];
+            break;
+
+        case '\n':
+            *p++ = '\\';
+            *p++ = 'n';
+            break;
+
+        default:
+            *p++ = (s->data[i] < 0x20 || s->data[i] == 0x7f)
+                   ? '?' : s->data[i];
+        }
+    }
+
+    out->len = p - out->data;
+
+    return out;
 }

@@ -247,3 +247,25 @@ ngx_http_registry_segment_match(u_char *p, u_char *pe, u_char *n,
 
     return p == pe;
 }
+
+
+/*
+ * A repository name an allow list (NULL: any) and a block list (NULL:
+ * none) let through: NGX_OK; NGX_DECLINED when refused.  The block list
+ * wins.
+ */
+
+ngx_int_t
+ngx_http_registry_pattern_listed(ngx_array_t *allow, ngx_array_t *block,
+    u_char *name, size_t len)
+{
+    if (block && ngx_http_registry_pattern_find(block, name, len) == NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    if (allow && ngx_http_registry_pattern_find(allow, name, len) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}

@@ -30,6 +30,8 @@ ngx_int_t ngx_http_registry_pattern_match(u_char *p, size_t len,
     u_char *name, size_t name_len);
 ngx_int_t ngx_http_registry_pattern_find(ngx_array_t *list, u_char *name,
     size_t len);
+ngx_int_t ngx_http_registry_pattern_listed(ngx_array_t *allow,
+    ngx_array_t *block, u_char *name, size_t len);
 
 
 #endif /* _NGX_HTTP_REGISTRY_PATTERN_H_INCLUDED_ */

@@ -10,6 +10,7 @@
 #include "ngx_http_registry.h"
 #include "ngx_http_registry_challenge.h"
 #include "ngx_http_registry_grant.h"
+#include "ngx_http_registry_pattern.h"
 #include "ngx_http_registry_zone.h"
 #include "ngx_http_registry_response.h"
 #include "ngx_http_registry_auth.h"
@@ -58,6 +59,8 @@ typedef struct {
 static void ngx_http_registry_relay_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_registry_relay_parse(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_relay_t *rl);
+static ngx_int_t ngx_http_registry_relay_listed(ngx_http_registry_t *reg,
+    ngx_str_t *name);
 static ngx_int_t ngx_http_registry_relay_scopes(ngx_http_request_t *r,
     ngx_http_registry_t *reg, ngx_str_t *value);
 static ngx_int_t ngx_http_registry_relay_challenge(ngx_http_request_t *r,
@@ -628,6 +631,14 @@ ngx_http_registry_relay_scopes(ngx_http_request_t *r,
             continue;
         }
 
+        /* a repository the registry's lists refuse gets no token either */
+
+        if ((reg->allow || reg->block)
+            && ngx_http_registry_relay_listed(reg, &name) != NGX_OK)
+        {
+            continue;
+        }
+
         c = rl->requested.data + rl->requested.len;
 
         if (rl->requested.len) {
@@ -651,6 +662,30 @@ ngx_http_registry_relay_scopes(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/* the allow and block lists, on the name as the route step checks it */
+
+static ngx_int_t
+ngx_http_registry_relay_listed(ngx_http_registry_t *reg, ngx_str_t *name)
+{
+    u_char  *p;
+    u_char   buf[sizeof("library/") - 1 + 256];
+
+    if (reg->library
+        && ngx_strlchr(name->data, name->data + name->len, '/') == NULL
+        && name->len <= 255)
+    {
+        p = ngx_cpymem(buf, "library/", 8);
+        p = ngx_cpymem(p, name->data, name->len);
+
+        return ngx_http_registry_pattern_listed(reg->allow, reg->block, buf,
+                                                p - buf);
+    }
+
+    return ngx_http_registry_pattern_listed(reg->allow, reg->block,
+                                            name->data, name->len);
 }
 
 

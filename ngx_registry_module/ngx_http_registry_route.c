@@ -365,12 +365,9 @@ ngx_http_registry_allowed(ngx_http_request_t *r, ngx_http_registry_t *reg,
         name.len = p - buf;
     }
 
-    if ((reg->block == NULL
-         || ngx_http_registry_pattern_find(reg->block, name.data, name.len)
-            != NGX_OK)
-        && (reg->allow == NULL
-            || ngx_http_registry_pattern_find(reg->allow, name.data, name.len)
-               == NGX_OK))
+    if (ngx_http_registry_pattern_listed(reg->allow, reg->block, name.data,
+                                         name.len)
+        == NGX_OK)
     {
         return NGX_OK;
     }
