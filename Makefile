@@ -34,7 +34,7 @@ NGINX_BIN   ?= nginx
 SOURCES := config $(wildcard ngx_registry_module/*.c ngx_registry_module/*.h)
 
 .PHONY: all module test install uninstall run run-conf bench bench-tags \
-        bench-edge bench-regional asan-test clean
+        bench-edge bench-regional bench-metrics asan-test clean
 
 all: module
 
@@ -226,13 +226,15 @@ clean:
 # on an auth=client edge over TLS, manifest hits for a client with a
 # token against anonymous ones, and what warm pulls cost the upstream;
 # an edge in front of two parents (regional nodes): blob hits at the edge
-# against static nginx, first pulls (parent hits) against the parent direct.
+# against static nginx, first pulls (parent hits) against the parent direct;
+# manifest hits with the metrics on against the same mirror with them off.
 bench: module
 	perl bench/cache.pl
 	perl bench/verify.pl
 	perl bench/tags.pl
 	perl bench/edge.pl
 	perl bench/regional.pl
+	perl bench/metrics.pl
 
 bench-tags: module
 	perl bench/tags.pl
@@ -242,6 +244,9 @@ bench-edge: module
 
 bench-regional: module
 	perl bench/regional.pl
+
+bench-metrics: module
+	perl bench/metrics.pl
 
 # The suite under AddressSanitizer: nginx and the module built from nginx's
 # own sources (NGINX_SOURCE, e.g. from "apt-get source nginx") with the

@@ -30,6 +30,7 @@ our @EXPORT = qw(
     build_unit token_auth start_dns $MIRROR_PARAMS mismatches_at
     cached_digest mutate skopeo_pull start_silent start_containerd
     hash_ring ring_owner flip_bit machine_line
+    start_prometheus prom_query wait_prom_value parse_metrics
 );
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
@@ -714,6 +715,107 @@ sub machine_line {
     return sprintf "machine: %s, %d cores, nginx %s\n", $cpu,
                    scalar(grep { /^processor/ } split /\n/, $cpuinfo),
                    (run_out($nginx // $NGINX, '-v') =~ m{nginx/(\S+)})[0];
+}
+
+# A Prometheus (Debian's prometheus) scraping "targets" (host:port) at
+# "metrics_path" every "interval" (default 1 s), rules and alerts
+# evaluated as often from the files in "rules"; its config, data and log
+# in a folder of its own, its web API on a free loopback port.  Returns
+# {port, pid, dir} once /-/ready answers 200.
+sub start_prometheus {
+    my (%o) = @_;
+    my $d = test_dir() . '/prometheus-' . ++$seq;
+    make_path("$d/data");
+    my $port = free_port();
+    my $interval = $o{interval} // '1s';
+    my $targets = join ', ', map { "'$_'" } @{ $o{targets} // [] };
+    my $rules = join '', map { "  - $_\n" } @{ $o{rules} // [] };
+    spew("$d/prometheus.yml", <<"YAML");
+global:
+  scrape_interval: $interval
+  scrape_timeout: $interval
+  evaluation_interval: $interval
+@{[ $rules ? "rule_files:\n$rules" : '' ]}scrape_configs:
+  - job_name: registry
+    metrics_path: @{[ $o{metrics_path} // '/metrics' ]}
+    static_configs:
+      - targets: [$targets]
+YAML
+    my $pid = spawn(cmd => ['prometheus', "--config.file=$d/prometheus.yml",
+                            "--storage.tsdb.path=$d/data",
+                            "--web.listen-address=127.0.0.1:$port",
+                            '--storage.tsdb.retention.time=1h',
+                            '--query.lookback-delta=30s',
+                            '--log.level=warn'],
+                    stdout => "$d/log");
+    my $prom = { port => $port, pid => $pid, dir => $d, log => "$d/log" };
+    wait_port($port, pid => $pid)
+        && eventually(sub { http_get($port, '/-/ready')->{status} == 200 },
+                      30)
+        or die "prometheus did not start:\n" . slurp("$d/log");
+    return $prom;
+}
+
+# The result of an instant query (/api/v1/query): an array of
+# { metric => {labels}, value => number }, empty when nothing matches;
+# dies when Prometheus answers an error.
+sub prom_query {
+    my ($prom, $promql) = @_;
+    (my $q = $promql) =~ s/([^A-Za-z0-9_.~-])/sprintf '%%%02X', ord $1/ge;
+    my $r = http_get($prom->{port}, "/api/v1/query?query=$q");
+    my $j = $r->{json};
+    die "prometheus query $promql: $r->{status} $r->{body}"
+        unless $j && $j->{status} eq 'success';
+    my $data = $j->{data};
+    return [{ metric => {}, value => 0 + $data->{result}[1] }]
+        if $data->{resultType} eq 'scalar';
+    return [map { { metric => $_->{metric}, value => 0 + $_->{value}[1] } }
+            @{ $data->{result} }];
+}
+
+# Polls an instant query until it answers one sample of value $want
+# (bounded: 30 s unless told); returns the last value seen (undef when the
+# query matched nothing), for the caller to assert.
+sub wait_prom_value {
+    my ($prom, $promql, $want, $timeout) = @_;
+    my $got;
+    eventually(sub {
+        my $r = prom_query($prom, $promql);
+        $got = @$r == 1 ? $r->[0]{value} : undef;
+        return defined $got && $got == $want;
+    }, $timeout // 30);
+    return $got;
+}
+
+# The Prometheus text format as { 'name{label="v",...}' => value }, the
+# labels sorted by name, and "# TYPE" lines as { name => type } in the
+# second hash; dies on a line it does not understand.
+sub parse_metrics {
+    my ($text) = @_;
+    my (%v, %type);
+    for my $line (split /\n/, $text) {
+        next if $line =~ /^\s*$/;
+        if ($line =~ /^# TYPE (\S+) (\S+)$/) {
+            $type{$1} = $2;
+            next;
+        }
+        next if $line =~ /^#/;
+        my ($name, $labels, $value) =
+            $line =~ /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: \d+)?$/
+            or die "metrics line: $line";
+        my @l;
+        while (length($labels // '')) {
+            $labels =~ s/^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?//
+                or die "metrics labels: $line";
+            push @l, [$1, $2];
+        }
+        my $key = $name . (@l ? '{' . join(',', map { qq{$_->[0]="$_->[1]"} }
+                                          sort { $a->[0] cmp $b->[0] } @l)
+                                    . '}' : '');
+        die "metrics: $key twice" if exists $v{$key};
+        $v{$key} = $value eq '+Inf' ? 9**9**9 : 0 + $value;
+    }
+    return wantarray ? (\%v, \%type) : \%v;
 }
 
 1;
