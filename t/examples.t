@@ -232,6 +232,18 @@ for my $example (@examples) {
         is($r->{json}{history}[0]{digest}, $digest,
            "$label: $name tag history has the digest");
     }
+    # the operator's health and metrics locations, from this address
+    if ($conf =~ /registry_health/) {
+        my $h = http_get($port, '/health');
+        is($h->{status} . ' ' . (eval { $h->{json}{status} } // ''), '200 ok',
+           "$label: health ok after the pulls") or diag $h->{body};
+        is(http_get($port, '/health', local => '127.0.0.9')->{status}, 403,
+           "$label: health refused to another address");
+    }
+    if ($conf =~ /registry_metrics/) {
+        like(http_get($port, '/metrics')->{body},
+             qr/^nginx_registry_requests_total\{/m, "$label: metrics");
+    }
     stop($ng->{pid});
 }
 
