@@ -75,6 +75,7 @@ typedef struct {
     ngx_atomic_t               last_failure;
     ngx_atomic_t               last_failure_status;
     ngx_atomic_t               last_stale;     /* served stale, time */
+    ngx_atomic_t               failing;        /* the last answer failed */
 } ngx_http_registry_stats_t;
 
 

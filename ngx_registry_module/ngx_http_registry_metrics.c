@@ -208,9 +208,14 @@ ngx_http_registry_metrics_log_handler(ngx_http_request_t *r)
                      &st->requests[kind][ngx_http_registry_stat_cache(status)],
                      1);
 
+    /* content: a 200 or 206 the proxy answered, never the mirror's errors */
+
     body = r->connection->sent - r->header_size;
 
-    if (body > 0 && r->upstream) {
+    if (body > 0 && r->upstream
+        && (r->headers_out.status == NGX_HTTP_OK
+            || r->headers_out.status == NGX_HTTP_PARTIAL_CONTENT))
+    {
         (void) ngx_atomic_fetch_add(r->cached ? &st->sent_cache
                                               : &st->sent_upstream,
                                     body);
@@ -262,13 +267,17 @@ ngx_http_registry_metrics_log_handler(ngx_http_request_t *r)
 
         (void) ngx_atomic_fetch_add(&st->upstream[class], 1);
 
+        /* no answer: status 0, whatever nginx set for the failure */
+
         if (class == 4 || class == 5 || class == 6) {
             st->last_failure = now;
-            st->last_failure_status = state[i].status;
+            st->last_failure_status = (class == 6) ? 0 : state[i].status;
+            st->failing = 1;
 
         } else {
             st->last_success = now;
             st->last_success_status = state[i].status;
+            st->failing = 0;
         }
     }
 
@@ -592,7 +601,7 @@ ngx_http_registry_health_handler(ngx_http_request_t *r)
     for (i = 0; i < rmcf->registries.nelts; i++) {
         st = reg[i].stats ? reg[i].stats : &zero;
 
-        failing = st->last_failure > st->last_success;
+        failing = st->failing;
         stale = st->last_stale
                 && now - (time_t) st->last_stale < NGX_HTTP_REGISTRY_STALE_NOW;
 
