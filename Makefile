@@ -271,7 +271,8 @@ asan-test:
 	        t/verify.t t/tags.t t/history.t t/referrers.t t/manifest.t \
 	        t/headers.t t/tags-hostile.t t/edge.t t/edge-clients.t \
 	        t/edge-hostile-upstream.t t/edge-hostile-client.t t/edge-hostile-2.t \
-	        t/regions.t t/regions-hostile.t t/tiers.t t/regional.t
+	        t/regions.t t/regions-hostile.t t/tiers.t t/regional.t \
+	        t/allowlist.t t/metrics.t t/metrics-size.t t/health.t
 	@if ls $(ASAN_DIR)/reports | grep -q .; then \
 	    cat $(ASAN_DIR)/reports/*; exit 1; fi
 	@echo "no AddressSanitizer reports"
