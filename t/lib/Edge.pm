@@ -52,7 +52,8 @@ package Edge;
 # $e->{shared_blob} = S, $e->{private_blob_a} = A (only in team-a),
 # $e->{private_blob_b} = B (only in team-b), $e->{public_blob} = P.
 #
-# Options: auth_valid ("2s": registry_auth_valid; default: none, the
+# Options: lists ("allow=FILE block=FILE" on harbor.test's registry line),
+# auth_valid ("2s": registry_auth_valid; default: none, the
 # module's own), auth_realm (registry_auth_realm), login_rate ("120r/m")
 # and login_burst (60) of the relay's limit_req, short_life (3), no_mirror.
 #
@@ -274,6 +275,7 @@ sub mirror {
     my $realm = $o{auth_realm} ? "registry_auth_realm $o{auth_realm};" : '';
     my $rate = $o{login_rate} // '120r/m';
     my $burst = $o{login_burst} // 60;
+    my $lists = $o{lists} // '';        # "allow=FILE block=FILE"
     my $m = start_nginx(ports => [$mport],
                         ca => slurp($SYSTEM_CA) . slurp($e->{ca}{crt}),
                         http => <<"EOF");
@@ -281,7 +283,7 @@ sub mirror {
     upstream harbor.test { server 127.0.0.1:$e->{fport}; }
     registry_redirect_allow 127.0.0.1/32;
     registry_redirect_http on;
-    registry harbor.test https://harbor.test auth=client;
+    registry harbor.test https://harbor.test auth=client $lists;
     registry other.test https://harbor.test;
     server {
         listen 127.0.0.1:$mport ssl;
