@@ -32,6 +32,12 @@ typedef struct {
 } ngx_http_registry_out_t;
 
 
+typedef struct {
+    ngx_list_part_t               *part;    /* NULL: from the start */
+    ngx_uint_t                     i;
+} ngx_http_registry_zones_t;
+
+
 static ngx_uint_t ngx_http_registry_stat_cache(ngx_str_t *status);
 static void ngx_http_registry_metrics_caches(ngx_http_registry_out_t *o,
     ngx_pool_t *pool);
@@ -45,6 +51,8 @@ static ngx_uint_t ngx_http_registry_cache_writable(ngx_http_request_t *r,
 static size_t ngx_http_registry_out_size(ngx_http_registry_main_conf_t *rmcf,
     size_t per_registry, size_t per_zone);
 static ngx_str_t *ngx_http_registry_label(ngx_pool_t *pool, ngx_str_t *s);
+static ngx_shm_zone_t *ngx_http_registry_next_zone(
+    ngx_http_registry_zones_t *it, ngx_uint_t caches);
 
 
 extern ngx_module_t  ngx_http_proxy_module;
@@ -427,8 +435,8 @@ ngx_http_registry_metrics_caches(ngx_http_registry_out_t *o,
     ngx_pool_t *pool)
 {
     ngx_str_t                      *label;
-    ngx_uint_t                      i, which;
-    ngx_list_part_t                *part;
+    ngx_uint_t                      which;
+    ngx_http_registry_zones_t       it;
     ngx_shm_zone_t                 *shm;
     ngx_http_file_cache_t          *cache;
     ngx_http_registry_main_conf_t  *rmcf;
@@ -463,28 +471,13 @@ ngx_http_registry_metrics_caches(ngx_http_registry_out_t *o,
                 "# TYPE nginx_registry_zone_used_bytes gauge\n");
         }
 
-        part = (ngx_list_part_t *) &ngx_cycle->shared_memory.part;
-        shm = part->elts;
+        it.part = NULL;
 
-        for (i = 0; /* void */ ; i++) {
+        while ((shm = ngx_http_registry_next_zone(&it, 1)) != NULL) {
 
-            if (i >= part->nelts) {
-                if (part->next == NULL) {
-                    break;
-                }
+            cache = shm->data;
 
-                part = part->next;
-                shm = part->elts;
-                i = 0;
-            }
-
-            if (shm[i].tag != &ngx_http_proxy_module || shm[i].data == NULL) {
-                continue;
-            }
-
-            cache = shm[i].data;
-
-            label = ngx_http_registry_label(pool, &shm[i].shm.name);
+            label = ngx_http_registry_label(pool, &shm->shm.name);
             if (label == NULL) {
                 continue;
             }
@@ -554,7 +547,7 @@ ngx_http_registry_health_handler(ngx_http_request_t *r)
     ngx_int_t                       rc;
     ngx_str_t                      *label;
     ngx_uint_t                      i, state, failing, stale, first, writable;
-    ngx_list_part_t                *part;
+    ngx_http_registry_zones_t       it;
     ngx_shm_zone_t                 *shm;
     ngx_http_registry_t            *reg;
     ngx_http_file_cache_t          *cache;
@@ -622,28 +615,13 @@ ngx_http_registry_health_handler(ngx_http_request_t *r)
 
     o.pos = ngx_slprintf(o.pos, o.last, "},\"caches\":{");
 
-    part = (ngx_list_part_t *) &ngx_cycle->shared_memory.part;
-    shm = part->elts;
+    it.part = NULL;
     first = 1;
 
-    for (i = 0; /* void */ ; i++) {
+    while ((shm = ngx_http_registry_next_zone(&it, 1)) != NULL) {
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            shm = part->elts;
-            i = 0;
-        }
-
-        if (shm[i].tag != &ngx_http_proxy_module || shm[i].data == NULL) {
-            continue;
-        }
-
-        cache = shm[i].data;
-        label = ngx_http_registry_label(r->pool, &shm[i].shm.name);
+        cache = shm->data;
+        label = ngx_http_registry_label(r->pool, &shm->shm.name);
         if (label == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -756,37 +734,12 @@ static ngx_int_t
 ngx_http_registry_metrics_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, ngx_http_registry_out_t *o, u_char *start)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
+    ngx_str_t  body;
 
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = o->pos - start;
-    r->headers_out.content_type = *type;
-    r->headers_out.content_type_len = type->len;
-    r->headers_out.content_type_lowcase = NULL;
+    body.data = start;
+    body.len = o->pos - start;
 
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->pos = start;
-    b->last = o->pos;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_registry_send_body(r, status, type, &body);
 }
 
 
@@ -799,11 +752,11 @@ static size_t
 ngx_http_registry_out_size(ngx_http_registry_main_conf_t *rmcf,
     size_t per_registry, size_t per_zone)
 {
-    size_t                size;
-    ngx_uint_t            i;
-    ngx_list_part_t      *part;
-    ngx_shm_zone_t       *shm;
-    ngx_http_registry_t  *reg;
+    size_t                      size;
+    ngx_uint_t                  i;
+    ngx_shm_zone_t             *shm;
+    ngx_http_registry_t        *reg;
+    ngx_http_registry_zones_t   it;
 
     size = 4096;
     reg = rmcf->registries.elts;
@@ -812,22 +765,10 @@ ngx_http_registry_out_size(ngx_http_registry_main_conf_t *rmcf,
         size += per_registry + 64 * reg[i].name.len;
     }
 
-    part = (ngx_list_part_t *) &ngx_cycle->shared_memory.part;
-    shm = part->elts;
+    it.part = NULL;
 
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            shm = part->elts;
-            i = 0;
-        }
-
-        size += per_zone + 8 * shm[i].shm.name.len;
+    while ((shm = ngx_http_registry_next_zone(&it, 0)) != NULL) {
+        size += per_zone + 8 * shm->shm.name.len;
     }
 
     return size;
@@ -882,4 +823,40 @@ ngx_http_registry_label(ngx_pool_t *pool, ngx_str_t *s)
     out->len = p - out->data;
 
     return out;
+}
+
+
+/*
+ * The shared memory zones of this cycle, one by one; with caches, only
+ * the proxy caches (proxy_cache_path zones).  NULL after the last.
+ */
+
+static ngx_shm_zone_t *
+ngx_http_registry_next_zone(ngx_http_registry_zones_t *it, ngx_uint_t caches)
+{
+    ngx_shm_zone_t  *shm;
+
+    if (it->part == NULL) {
+        it->part = (ngx_list_part_t *) &ngx_cycle->shared_memory.part;
+        it->i = 0;
+    }
+
+    for ( ;; ) {
+
+        if (it->i >= it->part->nelts) {
+            if (it->part->next == NULL) {
+                return NULL;
+            }
+
+            it->part = it->part->next;
+            it->i = 0;
+            continue;
+        }
+
+        shm = (ngx_shm_zone_t *) it->part->elts + it->i++;
+
+        if (!caches || (shm->tag == &ngx_http_proxy_module && shm->data)) {
+            return shm;
+        }
+    }
 }

@@ -95,9 +95,7 @@ ngx_int_t
 ngx_http_registry_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body)
 {
-    ngx_int_t    rc;
-    ngx_buf_t   *b;
-    ngx_chain_t  out;
+    ngx_int_t  rc;
 
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
@@ -111,9 +109,24 @@ ngx_http_registry_send(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    return ngx_http_registry_send_body(r, status, &ngx_http_registry_json,
+                                       body);
+}
+
+
+/* an answer of the mirror's own, whole: status, Content-Type, body */
+
+ngx_int_t
+ngx_http_registry_send_body(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, ngx_str_t *body)
+{
+    ngx_int_t    rc;
+    ngx_buf_t   *b;
+    ngx_chain_t  out;
+
     r->headers_out.status = status;
-    r->headers_out.content_type = ngx_http_registry_json;
-    r->headers_out.content_type_len = ngx_http_registry_json.len;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type->len;
     r->headers_out.content_type_lowcase = NULL;
     r->headers_out.content_length_n = body->len;
 

@@ -27,6 +27,8 @@ ngx_int_t ngx_http_registry_send_oci_error(ngx_http_request_t *r,
     ngx_uint_t status, char *code, char *message);
 ngx_int_t ngx_http_registry_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body);
+ngx_int_t ngx_http_registry_send_body(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *type, ngx_str_t *body);
 ngx_int_t ngx_http_registry_set_header(ngx_http_request_t *r, ngx_str_t *key,
     ngx_str_t *value);
 ngx_int_t ngx_http_registry_headers(ngx_list_t *headers, ngx_str_t *name,
