@@ -48,8 +48,8 @@ static ngx_int_t ngx_http_registry_metrics_send(ngx_http_request_t *r,
     u_char *start);
 static ngx_uint_t ngx_http_registry_cache_writable(ngx_http_request_t *r,
     ngx_path_t *path);
-static size_t ngx_http_registry_out_size(ngx_http_registry_main_conf_t *rmcf,
-    size_t per_registry, size_t per_zone);
+static ngx_int_t ngx_http_registry_out_start(ngx_http_request_t *r,
+    size_t per_registry, size_t per_zone, ngx_http_registry_out_t *o);
 static ngx_str_t *ngx_http_registry_label(ngx_pool_t *pool, ngx_str_t *s);
 static ngx_shm_zone_t *ngx_http_registry_next_zone(
     ngx_http_registry_zones_t *it, ngx_uint_t caches);
@@ -322,7 +322,6 @@ ngx_http_registry_stat_cache(ngx_str_t *status)
 ngx_int_t
 ngx_http_registry_metrics_handler(ngx_http_request_t *r)
 {
-    size_t                          size;
     u_char                         *start;
     ngx_int_t                       rc;
     ngx_uint_t                      i, k, c;
@@ -335,26 +334,13 @@ ngx_http_registry_metrics_handler(ngx_http_request_t *r)
 
     static ngx_str_t  type = ngx_string("text/plain; version=0.0.4");
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    rc = ngx_http_discard_request_body(r);
+    rc = ngx_http_registry_out_start(r, 8192, 1024, &o);
     if (rc != NGX_OK) {
         return rc;
     }
 
+    start = o.pos;
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
-
-    size = ngx_http_registry_out_size(rmcf, 8192, 1024);
-
-    start = ngx_pnalloc(r->pool, size);
-    if (start == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    o.pos = start;
-    o.last = start + size;
 
     reg = rmcf->registries.elts;
     ngx_memzero(&zero, sizeof(ngx_http_registry_stats_t));
@@ -560,28 +546,17 @@ ngx_http_registry_health_handler(ngx_http_request_t *r)
     static ngx_str_t  type = ngx_string("application/json");
     static char      *states[] = { "ok", "degraded", "down" };
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    rc = ngx_http_discard_request_body(r);
+    rc = ngx_http_registry_out_start(r, 512, 256, &o);
     if (rc != NGX_OK) {
         return rc;
     }
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
-    size = ngx_http_registry_out_size(rmcf, 512, 256);
-
-    start = ngx_pnalloc(r->pool, size);
-    if (start == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     /* the body after the status, which is known last: filled from 32 on */
 
-    o.pos = start + 32;
-    o.last = start + size;
+    start = o.pos;
+    o.pos += 32;
 
     now = ngx_time();
     state = 0;
@@ -744,19 +719,33 @@ ngx_http_registry_metrics_send(ngx_http_request_t *r, ngx_uint_t status,
 
 
 /*
- * Room for an answer: each registry's lines, and each shared zone's
- * (caches included) with its name escaped, at most twice as long.
+ * A GET or HEAD, its body dropped, and room for the answer: each
+ * registry's lines, and each shared zone's (caches included) with its
+ * name escaped, at most twice as long.
  */
 
-static size_t
-ngx_http_registry_out_size(ngx_http_registry_main_conf_t *rmcf,
-    size_t per_registry, size_t per_zone)
+static ngx_int_t
+ngx_http_registry_out_start(ngx_http_request_t *r, size_t per_registry,
+    size_t per_zone, ngx_http_registry_out_t *o)
 {
-    size_t                      size;
-    ngx_uint_t                  i;
-    ngx_shm_zone_t             *shm;
-    ngx_http_registry_t        *reg;
-    ngx_http_registry_zones_t   it;
+    size_t                          size;
+    ngx_int_t                       rc;
+    ngx_uint_t                      i;
+    ngx_shm_zone_t                 *shm;
+    ngx_http_registry_t            *reg;
+    ngx_http_registry_zones_t       it;
+    ngx_http_registry_main_conf_t  *rmcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
     size = 4096;
     reg = rmcf->registries.elts;
@@ -771,7 +760,14 @@ ngx_http_registry_out_size(ngx_http_registry_main_conf_t *rmcf,
         size += per_zone + 8 * shm->shm.name.len;
     }
 
-    return size;
+    o->pos = ngx_pnalloc(r->pool, size);
+    if (o->pos == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    o->last = o->pos + size;
+
+    return NGX_OK;
 }
 
 

@@ -14,6 +14,7 @@
 #include "ngx_http_registry_accept.h"
 #include "ngx_http_registry_challenge.h"
 #include "ngx_http_registry_json.h"
+#include "tap.h"
 
 
 /*
@@ -46,23 +47,6 @@ ngx_atoi(u_char *line, size_t n)
     }
 
     return value;
-}
-
-
-static int  tests;
-static int  failed;
-
-
-static void
-ok(int cond, const char *what, const char *input)
-{
-    tests++;
-
-    if (!cond) {
-        failed++;
-    }
-
-    printf("%sok %d - %s \"%s\"\n", cond ? "" : "not ", tests, what, input);
 }
 
 

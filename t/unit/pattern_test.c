@@ -12,23 +12,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include "ngx_http_registry_pattern.h"
-
-
-static int  tests;
-static int  failed;
-
-
-static void
-ok(int cond, const char *what, const char *input)
-{
-    tests++;
-
-    if (!cond) {
-        failed++;
-    }
-
-    printf("%sok %d - %s \"%s\"\n", cond ? "" : "not ", tests, what, input);
-}
+#include "tap.h"
 
 
 static void
