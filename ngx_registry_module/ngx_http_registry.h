@@ -12,6 +12,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_http_registry_grammar.h"
+#include "ngx_http_registry_pattern.h"
 
 
 /*
@@ -216,6 +217,42 @@ ngx_http_registry_lookup(ngx_http_registry_main_conf_t *rmcf,
     return NULL;
 }
 
+
+
+/*
+ * Whether a registry's allow and block lists let a repository through, on
+ * its name as the registry knows it: with "library/" where the registry
+ * adds it, which *name becomes (in buf, NGX_HTTP_REGISTRY_LISTED_LEN
+ * bytes), and without the URL's path prefix.
+ */
+
+#define NGX_HTTP_REGISTRY_LISTED_LEN                                          \
+    (sizeof("library/") - 1 + NGX_HTTP_REGISTRY_NAME_MAX)
+
+static ngx_inline ngx_int_t
+ngx_http_registry_listed(ngx_http_registry_t *reg, ngx_str_t *name,
+    u_char *buf)
+{
+    u_char  *p;
+
+    if (reg->allow == NULL && reg->block == NULL) {
+        return NGX_OK;
+    }
+
+    if (reg->library
+        && ngx_strlchr(name->data, name->data + name->len, '/') == NULL
+        && name->len <= NGX_HTTP_REGISTRY_NAME_MAX)
+    {
+        p = ngx_cpymem(buf, "library/", 8);
+        p = ngx_cpymem(p, name->data, name->len);
+
+        name->data = buf;
+        name->len = p - buf;
+    }
+
+    return ngx_http_registry_pattern_listed(reg->allow, reg->block,
+                                            name->data, name->len);
+}
 
 
 #endif /* _NGX_HTTP_REGISTRY_H_INCLUDED_ */

@@ -859,6 +859,7 @@ ngx_http_registry_rfc_cache_status(ngx_http_request_t *r, ngx_str_t *status)
     u_char                         *p, *end;
     size_t                          len;
     ngx_str_t                       value, detail, region, *id;
+    ngx_uint_t                      served;
     ngx_http_upstream_t            *u;
     ngx_http_registry_hops_t        hops;
     ngx_http_registry_main_conf_t  *rmcf;
@@ -890,7 +891,7 @@ ngx_http_registry_rfc_cache_status(ngx_http_request_t *r, ngx_str_t *status)
 
     ngx_str_null(&detail);
     ngx_str_null(&region);
-    (void) ngx_http_registry_region_served(r, &region);
+    served = ngx_http_registry_region_served(r, &region);
 
     len = (hops.pos - buf) + 2 + id->len + 2
           + sizeof("; fwd=bypass; fwd-status=999; detail=\"REVALIDATED "
@@ -960,7 +961,7 @@ ngx_http_registry_rfc_cache_status(ngx_http_request_t *r, ngx_str_t *status)
 
     /* the region an answer fetched now came from, where there are several */
 
-    if (ngx_http_registry_region_served(r, &region)) {
+    if (served) {
         p = ngx_slprintf(p, end, "; detail=\"%V%sregion=%V\"", &detail,
                          detail.len ? " " : "", &region);
 

@@ -135,8 +135,6 @@ static ngx_http_registry_family_t  ngx_http_registry_families[] = {
 };
 
 
-/* a registry is counted for as long as the zone keeps its name */
-
 #define NGX_HTTP_REGISTRY_STALE_NOW  60     /* s: "served stale now" */
 #define NGX_HTTP_REGISTRY_CACHE_FULL 90     /* %: degraded from here */
 
@@ -275,7 +273,15 @@ ngx_http_registry_metrics_log_handler(ngx_http_request_t *r)
 
         (void) ngx_atomic_fetch_add(&st->upstream[class], 1);
 
-        /* no answer: status 0, whatever nginx set for the failure */
+        /*
+         * A loop (508) says nothing of the upstream's health: a client's
+         * own CDN-Loop can make one.  No answer: status 0, whatever nginx
+         * set for the failure.
+         */
+
+        if (state[i].status == NGX_HTTP_REGISTRY_LOOP_DETECTED) {
+            continue;
+        }
 
         if (class == 4 || class == 5 || class == 6) {
             st->last_failure = now;
@@ -427,8 +433,6 @@ ngx_http_registry_metrics_caches(ngx_http_registry_out_t *o,
     ngx_http_file_cache_t          *cache;
     ngx_http_registry_main_conf_t  *rmcf;
 
-    static ngx_str_t  name = ngx_string("ngx_http_registry");
-
     for (which = 0; which < 4; which++) {
 
         switch (which) {
@@ -495,7 +499,7 @@ ngx_http_registry_metrics_caches(ngx_http_registry_out_t *o,
                                                     ngx_http_registry_module);
 
             if (rmcf && rmcf->zone) {
-                ngx_http_registry_metrics_zone(o, &name,
+                ngx_http_registry_metrics_zone(o, &rmcf->zone->shm.name,
                                                (ngx_slab_pool_t *)
                                                rmcf->zone->shm.addr, which);
             }

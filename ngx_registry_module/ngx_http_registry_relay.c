@@ -10,7 +10,6 @@
 #include "ngx_http_registry.h"
 #include "ngx_http_registry_challenge.h"
 #include "ngx_http_registry_grant.h"
-#include "ngx_http_registry_pattern.h"
 #include "ngx_http_registry_zone.h"
 #include "ngx_http_registry_response.h"
 #include "ngx_http_registry_auth.h"
@@ -59,8 +58,6 @@ typedef struct {
 static void ngx_http_registry_relay_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_registry_relay_parse(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_relay_t *rl);
-static ngx_int_t ngx_http_registry_relay_listed(ngx_http_registry_t *reg,
-    ngx_str_t *name);
 static ngx_int_t ngx_http_registry_relay_scopes(ngx_http_request_t *r,
     ngx_http_registry_t *reg, ngx_str_t *value);
 static ngx_int_t ngx_http_registry_relay_challenge(ngx_http_request_t *r,
@@ -567,11 +564,12 @@ ngx_http_registry_relay_scopes(ngx_http_request_t *r,
     ngx_http_registry_t *reg, ngx_str_t *value)
 {
     u_char                         *p, *last, *e, *slash, *c;
-    ngx_str_t                       name, first;
+    ngx_str_t                       name, first, checked;
     ngx_uint_t                      pull;
     ngx_http_registry_ctx_t        *ctx;
     ngx_http_registry_relay_t      *rl;
     ngx_http_registry_main_conf_t  *rmcf;
+    u_char                          buf[NGX_HTTP_REGISTRY_LISTED_LEN];
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
     rl = ctx->relay;
@@ -633,9 +631,9 @@ ngx_http_registry_relay_scopes(ngx_http_request_t *r,
 
         /* a repository the registry's lists refuse gets no token either */
 
-        if ((reg->allow || reg->block)
-            && ngx_http_registry_relay_listed(reg, &name) != NGX_OK)
-        {
+        checked = name;
+
+        if (ngx_http_registry_listed(reg, &checked, buf) != NGX_OK) {
             continue;
         }
 
@@ -662,30 +660,6 @@ ngx_http_registry_relay_scopes(ngx_http_request_t *r,
     }
 
     return NGX_OK;
-}
-
-
-/* the allow and block lists, on the name as the route step checks it */
-
-static ngx_int_t
-ngx_http_registry_relay_listed(ngx_http_registry_t *reg, ngx_str_t *name)
-{
-    u_char  *p;
-    u_char   buf[sizeof("library/") - 1 + 256];
-
-    if (reg->library
-        && ngx_strlchr(name->data, name->data + name->len, '/') == NULL
-        && name->len <= 255)
-    {
-        p = ngx_cpymem(buf, "library/", 8);
-        p = ngx_cpymem(p, name->data, name->len);
-
-        return ngx_http_registry_pattern_listed(reg->allow, reg->block, buf,
-                                                p - buf);
-    }
-
-    return ngx_http_registry_pattern_listed(reg->allow, reg->block,
-                                            name->data, name->len);
 }
 
 

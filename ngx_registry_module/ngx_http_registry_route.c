@@ -9,7 +9,6 @@
 #include <ngx_http.h>
 #include "ngx_http_registry.h"
 #include "ngx_http_registry_grammar.h"
-#include "ngx_http_registry_pattern.h"
 #include "ngx_http_registry_accept.h"
 #include "ngx_http_registry_response.h"
 #include "ngx_http_registry_loop.h"
@@ -334,41 +333,21 @@ found:
 
 
 /*
- * A registry's allow and block lists, on the repository's name as the
- * registry knows it: with "library/" where the registry adds it, without
- * the URL's path prefix (where the registry is, not what it holds).  The
- * block list wins.
+ * A registry's allow and block lists (ngx_http_registry_listed()): the
+ * path prefix of the registry's URL says where the registry is, not what
+ * it holds, and is not part of the name checked.
  */
 
 static ngx_int_t
 ngx_http_registry_allowed(ngx_http_request_t *r, ngx_http_registry_t *reg,
     ngx_http_registry_path_t *path, ngx_http_registry_error_t *err)
 {
-    u_char     *p;
-    ngx_str_t   name;
-    u_char      buf[sizeof("library/") - 1 + NGX_HTTP_REGISTRY_NAME_MAX];
-
-    if (reg->allow == NULL && reg->block == NULL) {
-        return NGX_OK;
-    }
+    ngx_str_t  name;
+    u_char     buf[NGX_HTTP_REGISTRY_LISTED_LEN];
 
     name = path->name;
 
-    if (reg->library
-        && ngx_strlchr(name.data, name.data + name.len, '/') == NULL
-        && name.len <= NGX_HTTP_REGISTRY_NAME_MAX)
-    {
-        p = ngx_cpymem(buf, "library/", 8);
-        p = ngx_cpymem(p, name.data, name.len);
-
-        name.data = buf;
-        name.len = p - buf;
-    }
-
-    if (ngx_http_registry_pattern_listed(reg->allow, reg->block, name.data,
-                                         name.len)
-        == NGX_OK)
-    {
+    if (ngx_http_registry_listed(reg, &name, buf) == NGX_OK) {
         return NGX_OK;
     }
 

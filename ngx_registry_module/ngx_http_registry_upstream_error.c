@@ -280,32 +280,20 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
         }
     }
 
-    if (ctx->error_status == NGX_HTTP_INTERNAL_SERVER_ERROR
-        && r->upstream
-        && r->upstream->headers_in.status_n == NGX_HTTP_INTERNAL_SERVER_ERROR)
-    {
-        return ngx_http_registry_deny(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                      "UNAVAILABLE",
-                                      "the upstream registry failed");
-    }
-
     /*
      * The OCI answer here, not through the server's error_page: a request
      * that went through several regions may have no internal redirect
      * left for it.
      */
 
-    if (ctx->error_status == NGX_HTTP_GATEWAY_TIME_OUT) {
-        return ngx_http_registry_deny(r, NGX_HTTP_GATEWAY_TIME_OUT,
-                                      "UNAVAILABLE",
-                                      "upstream registry timed out");
-    }
-
     if (ctx->error_status >= NGX_HTTP_INTERNAL_SERVER_ERROR
         && ctx->error_status < NGX_HTTP_REGISTRY_TAG_NEXT)
     {
         return ngx_http_registry_deny(r, ctx->error_status, "UNAVAILABLE",
-                                      "upstream registry unavailable");
+                                      ctx->error_status
+                                      == NGX_HTTP_GATEWAY_TIME_OUT
+                                      ? "upstream registry timed out"
+                                      : "upstream registry unavailable");
     }
 
     if (r->upstream == NULL
