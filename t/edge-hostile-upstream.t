@@ -60,21 +60,11 @@ sub code { return eval { $_[0]{json}{errors}[0]{code} } // '' }
 
 my %h;
 for my $n (qw(a b)) {
-    my $d = test_dir() . "/hostile-$n";
-    make_path("$d/blobs", "$d/manifests");
-    my $port = free_port();
-    my $pid = spawn(cmd => ['perl', "$ROOT/t/lib/hostile.pl", $port, $d]);
-    ok(wait_port($port, pid => $pid), "hostile upstream $n up");
-    $h{$n} = { dir => $d, port => $port, pid => $pid };
+    $h{$n} = start_hostile($n);
+    ok($h{$n}{up}, "hostile upstream $n up");
 }
-sub mode {
-    my ($n, $m, $spec) = @_;
-    spew("$h{$n}{dir}/$m.json", encode_json($spec));
-}
-sub upstream {
-    my ($n, $re) = @_;
-    return scalar grep { /$re/ } file_lines("$h{$n}{dir}/requests.log");
-}
+sub mode { hostile_mode($h{ $_[0] }, $_[1], $_[2]) }
+sub upstream { hostile_asked($h{ $_[0] }, $_[1]) }
 
 # A: the secret blob, readable only with tok-a
 my $secret = "the secret layer of team/secret on A\n" x 64;

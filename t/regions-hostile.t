@@ -48,25 +48,14 @@ my @oci = ('Accept: application/vnd.oci.image.manifest.v1+json');
 
 my %h;
 for my $n (qw(a b c d)) {
-    my $d = test_dir() . "/hostile-$n";
-    make_path("$d/blobs", "$d/manifests");
-    my $p = free_port();
-    my $pid = spawn(cmd => ['perl', "$ROOT/t/lib/hostile.pl", $p, $d]);
-    ok(wait_port($p, pid => $pid), "hostile upstream $n up");
-    $h{$n} = { dir => $d, port => $p, pid => $pid,
-               url => "http://127.0.0.1:$p" };
+    $h{$n} = start_hostile($n);
+    ok($h{$n}{up}, "hostile upstream $n up");
 }
 
-sub mode {
-    my ($n, $m, $spec) = @_;
-    spew("$h{$n}{dir}/$m.json", encode_json($spec));
-}
+sub mode { hostile_mode($h{ $_[0] }, $_[1], $_[2]) }
 
 # the requests upstream $n logged that match $re
-sub asked {
-    my ($n, $re) = @_;
-    return scalar grep { /$re/ } file_lines("$h{$n}{dir}/requests.log");
-}
+sub asked { hostile_asked($h{ $_[0] }, $_[1]) }
 
 # a blob held by the upstreams named
 sub put_blob {

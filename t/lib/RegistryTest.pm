@@ -31,6 +31,7 @@ our @EXPORT = qw(
     cached_digest mutate skopeo_pull start_silent start_containerd
     hash_ring ring_owner flip_bit machine_line
     start_prometheus prom_query wait_prom_value parse_metrics
+    start_hostile hostile_mode hostile_asked
 );
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../..');
@@ -816,6 +817,31 @@ sub parse_metrics {
         $v{$key} = $value eq '+Inf' ? 9**9**9 : 0 + $value;
     }
     return wantarray ? (\%v, \%type) : \%v;
+}
+
+# A test-only hostile upstream (t/lib/hostile.pl) on a free port: its
+# folder holds blobs/, manifests/, a <mode>.json file a mode (hostile_mode)
+# and requests.log, one line a request (hostile_asked counts the lines a
+# pattern matches).  "up" says whether it listens.
+sub start_hostile {
+    my ($name) = @_;
+    my $d = test_dir() . "/hostile-$name";
+    make_path("$d/blobs", "$d/manifests");
+    my $port = free_port();
+    my $pid = spawn(cmd => ['perl', "$ROOT/t/lib/hostile.pl", $port, $d]);
+    return { dir => $d, port => $port, pid => $pid,
+             url => "http://127.0.0.1:$port",
+             up => wait_port($port, pid => $pid) };
+}
+
+sub hostile_mode {
+    my ($h, $mode, $spec) = @_;
+    spew("$h->{dir}/$mode.json", encode_json($spec));
+}
+
+sub hostile_asked {
+    my ($h, $re) = @_;
+    return scalar grep { /$re/ } file_lines("$h->{dir}/requests.log");
 }
 
 1;
