@@ -354,6 +354,7 @@ my $edge = start_nginx(ports => [$eport], http => <<"EOF");
     server {
         listen 127.0.0.1:$eport;
 $MIRROR_PARAMS
+        location = /_test/health { registry_health; }
     }
 EOF
 my $plog = "$parent->{dir}/t.log";
@@ -377,6 +378,10 @@ my $plog = "$parent->{dir}/t.log";
     ok(eventually(sub { grep { /^508 .*"parent-0, edge-1"$/ }
                         file_lines($plog) }),
        '... the parent refused the edge\'s tag check as a loop');
+    my $health = decode_json(http_get($eport, '/_test/health')->{body});
+    ok(!$health->{registries}{'example.test'}{failing},
+       '... and the edge\'s health does not call the registry failing');
+    is($health->{status}, 'ok', '... it is ok');
 
     $r = http_get($eport, $tag, headers => \@oci);
     is($r->{status}, 200, 'the next client, right after: 200');
