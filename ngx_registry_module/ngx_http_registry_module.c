@@ -62,6 +62,8 @@ static char *ngx_http_registry_answer_with(ngx_conf_t *cf,
 static ngx_int_t ngx_http_registry_add_variables(ngx_conf_t *cf);
 static void *ngx_http_registry_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf);
+static ngx_int_t ngx_http_registry_tls_names(ngx_conf_t *cf,
+    ngx_http_registry_main_conf_t *rmcf);
 static void *ngx_http_registry_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -1323,6 +1325,10 @@ ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
         }
     }
 
+    if (ngx_http_registry_tls_names(cf, rmcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     ngx_conf_init_uint_value(rmcf->history_entries,
                              NGX_HTTP_REGISTRY_HISTORY_ENTRIES);
 
@@ -1335,6 +1341,109 @@ ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * nginx keeps one TLS session, and one set of idle connections, per server
+ * of an upstream{} block, whatever name they were made for: a session a
+ * server gave under one TLS name is offered under the next (its
+ * certificate then fails that name's check), and a kept connection
+ * checked for one name would carry another's requests.  So an https
+ * region that names a block has that block to itself, or shares it only
+ * under the same TLS name.
+ */
+
+static ngx_int_t
+ngx_http_registry_tls_names(ngx_conf_t *cf,
+    ngx_http_registry_main_conf_t *rmcf)
+{
+    ngx_url_t                       u;
+    ngx_uint_t                      i, j, k, l;
+    ngx_http_registry_t            *reg;
+    ngx_http_registry_region_t     *a, *b;
+    ngx_http_upstream_srv_conf_t  **uscfp;
+    ngx_http_upstream_main_conf_t  *umcf;
+
+    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
+    uscfp = umcf->upstreams.elts;
+    reg = rmcf->registries.elts;
+
+    for (i = 0; i < rmcf->registries.nelts; i++) {
+        a = reg[i].regions.elts;
+
+        for (j = 0; j < reg[i].regions.nelts; j++) {
+
+            if (a[j].upstream.len < 8
+                || ngx_strncasecmp(a[j].upstream.data, (u_char *) "https://",
+                                   8) != 0)
+            {
+                continue;
+            }
+
+            /* the block proxy_pass would find for this URL, if any */
+
+            ngx_memzero(&u, sizeof(ngx_url_t));
+
+            u.url.len = a[j].upstream.len - 8;
+            u.url.data = a[j].upstream.data + 8;
+            u.default_port = 443;
+            u.no_resolve = 1;
+
+            if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+                continue;
+            }
+
+            for (k = 0; k < umcf->upstreams.nelts; k++) {
+                if (uscfp[k]->host.len == u.host.len
+                    && ((uscfp[k]->port == 0 && u.no_port)
+                        || uscfp[k]->port == u.port)
+                    && ngx_strncasecmp(uscfp[k]->host.data, u.host.data,
+                                       u.host.len) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (k == umcf->upstreams.nelts) {
+                continue;
+            }
+
+            /* any other region of any registry through it, by its URL */
+
+            for (k = i; k < rmcf->registries.nelts; k++) {
+                b = reg[k].regions.elts;
+
+                for (l = (k == i) ? j + 1 : 0; l < reg[k].regions.nelts; l++) {
+
+                    if (b[l].upstream.len == a[j].upstream.len
+                        && ngx_strncasecmp(b[l].upstream.data,
+                                           a[j].upstream.data,
+                                           a[j].upstream.len) == 0
+                        && (b[l].ssl_name.len != a[j].ssl_name.len
+                            || ngx_strncasecmp(b[l].ssl_name.data,
+                                               a[j].ssl_name.data,
+                                               a[j].ssl_name.len) != 0))
+                    {
+                        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                                      "registry \"%V\" and registry \"%V\" "
+                                      "reach upstream \"%V\" under the TLS "
+                                      "names \"%V\" and \"%V\": nginx keeps "
+                                      "one TLS session and one set of idle "
+                                      "connections per server of a block, "
+                                      "whatever the name; give each name "
+                                      "its own upstream{} block",
+                                      &reg[i].name, &reg[k].name,
+                                      &u.host, &a[j].ssl_name,
+                                      &b[l].ssl_name);
+                        return NGX_ERROR;
+                    }
+                }
+            }
+        }
+    }
+
+    return NGX_OK;
 }
 
 

@@ -28,6 +28,7 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use JSON::PP;
+use File::Path qw(make_path);
 use RegistryTest;
 
 my $d = test_dir();
@@ -168,7 +169,9 @@ my $mirror = start_nginx(ca => slurp($ca->{crt}),
                     credentials=$region{us}{dir}/credentials;
 
     # the block's own name as Host and TLS name: the certificate fails
-    registry nohost.test https://apac
+    # (a block of its own: one block is reached under one TLS name)
+    upstream apac2 { server 127.0.0.1:$fport{apac}; }
+    registry nohost.test https://apac2
              credentials=$region{apac}{dir}/credentials;
 
     # a first region that fails in each way, then us
@@ -272,6 +275,46 @@ $r = blob_get('nohost.test', $blobs[4]);
 is($r->{status}, 502, 'Host and TLS name from the block name: 502');
 like(slurp($mirror->{error_log}), qr/certificate|SSL/i,
      '... the certificate check refused it');
+
+# one block reached under two TLS names: refused, as nginx would offer a
+# session made for one name under the other (and carry one name's requests
+# on a connection checked for the other)
+{
+    my $bad = test_dir() . '/names.conf';
+    my $t = sub {
+        my ($lines) = @_;
+        my $conf = nginx_conf("upstream blk { server 127.0.0.1:1; }\n"
+                              . "upstream blk2 { server 127.0.0.1:1; }\n"
+                              . "$lines\nserver { listen 127.0.0.1:1; }");
+        $conf =~ s/\@DIR\@/${\ test_dir()}/g;
+        spew($bad, $conf);
+        return run_out($NGINX, '-t', '-c', $bad, '-e', '/dev/null');
+    };
+    make_path(test_dir() . '/tmp');
+    my $refused = qr/registry "a\.test" and registry "b\.test" reach upstream "blk" under the TLS names "a\.example" and "b\.example"/;
+    like($t->("registry a.test https://blk host=a.example;\n"
+              . "registry b.test https://blk host=b.example;"),
+         $refused, 'nginx -t refuses one block under two TLS names');
+    like($t->("registry a.test https://blk host=a.example;\n"
+              . "registry b.test https://blk2 host=b.example;\n"
+              . "registry_region b.test https://BLK host=b.example:8443;"),
+         $refused,
+         '... a region of another registry too (the port of Host is not '
+         . 'in the name)');
+    like($t->("registry a.test https://blk host=a.example;\n"
+              . "registry_region a.test https://blk2 host=a.example;\n"
+              . "registry b.test https://blk host=a.example:443;\n"
+              . "registry c.test https://blk2 host=A.EXAMPLE;"),
+         qr/test is successful/, 'control: a block under one TLS name, '
+         . 'from several registries');
+    like($t->("registry a.test http://blk host=a.example;\n"
+              . "registry b.test http://blk host=b.example;"),
+         qr/test is successful/, 'control: plain http, two Host names');
+    like($t->("registry a.test https://127.0.0.1:1 host=a.example;\n"
+              . "registry b.test https://127.0.0.1:1 host=b.example;"),
+         qr/test is successful/, 'control: an address, not a block, under '
+         . 'two names');
+}
 
 # each region's own credentials and token service; tokens per region host
 is(token_requests('apac'), 1, 'apac: one token fetched, with its credentials');
