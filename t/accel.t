@@ -12,15 +12,11 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Digest::SHA qw(sha256_hex);
-use File::Path qw(make_path);
-use JSON::PP;
 use RegistryTest;
 
-my $hd = test_dir() . '/hostile';
-make_path("$hd/blobs");
-my $hp = free_port();
-my $hostile = spawn(cmd => ['perl', "$ROOT/t/lib/hostile.pl", $hp, $hd]);
-ok(wait_port($hp, pid => $hostile), 'hostile upstream up');
+my $h = start_hostile('accel');
+ok($h->{up}, 'hostile upstream up');
+my ($hd, $hp) = @$h{qw(dir port)};
 
 # one blob per case: digest entries are shared by all registries
 sub blob {
@@ -32,15 +28,8 @@ sub blob {
     return ($digest, $data);
 }
 
-sub mode {
-    my ($mode, $spec) = @_;
-    spew("$hd/$mode.json", encode_json($spec));
-}
-
-sub upstream_requests {
-    my ($re) = @_;
-    return scalar grep { /$re/ } file_lines("$hd/requests.log");
-}
+sub mode { hostile_mode($h, $_[0], $_[1]) }
+sub upstream_requests { hostile_asked($h, $_[0]) }
 
 my @modes = qw(plain buffering internal loop rate charset front1 target1
                front2 target2 auth close);

@@ -22,27 +22,20 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Digest::SHA qw(sha256_hex);
-use File::Path qw(make_path);
-use JSON::PP;
 use MIME::Base64;
 use RegistryTest;
 
-my $d = test_dir() . '/hostile-a';
-make_path("$d/blobs", "$d/manifests");
-my $aport = free_port();
-my $apid = spawn(cmd => ['perl', "$ROOT/t/lib/hostile.pl", $aport, $d]);
-ok(wait_port($aport, pid => $apid), 'upstream a up');
-sub upstream {
-    my ($re) = @_;
-    return scalar grep { /$re/ } file_lines("$d/requests.log");
-}
+my $h = start_hostile('a');
+ok($h->{up}, 'upstream a up');
+my ($d, $aport) = @$h{qw(dir port)};
+sub upstream { hostile_asked($h, $_[0]) }
 
 my $secret = "a private layer of team/secret on A\n" x 32;
 my $D = 'sha256:' . sha256_hex($secret);
 spew("$d/blobs/" . substr($D, 7), $secret);
-spew("$d/team.json", encode_json({ auth => 'tok-a', digest => 'auto',
-                                   token_body => '{"token":"nope"}' }));
-spew("$d/ping.json", encode_json({ auth => 'tok-a' }));
+hostile_mode($h, 'team', { auth => 'tok-a', digest => 'auto',
+                           token_body => '{"token":"nope"}' });
+hostile_mode($h, 'ping', { auth => 'tok-a' });
 
 # nothing listens here: an upstream that is down
 my $down = free_port();
@@ -119,6 +112,6 @@ unlike(slurp($ng->{error_log}),
        'no worker crashed, nothing critical logged');
 
 stop($ng->{pid});
-stop($apid);
+stop($h->{pid});
 
 done_testing();

@@ -45,7 +45,6 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Digest::SHA qw(sha256_hex);
-use File::Path qw(make_path);
 use JSON::PP;
 use MIME::Base64;
 use RegistryTest;
@@ -110,14 +109,11 @@ mode('b', 'tags', { head => { raw => "HTTP/1.1 200 OK\r\n"
                               . "Connection: close\r\n\r\n" } });
 
 # C: an upstream whose challenge names a realm off its origin, on loopback
-my $cd = test_dir() . '/hostile-c';
-make_path("$cd/blobs", "$cd/manifests");
-my $cport = free_port();
-my $cpid = spawn(cmd => ['perl', "$ROOT/t/lib/hostile.pl", $cport, $cd]);
-ok(wait_port($cport, pid => $cpid), 'hostile upstream c up');
-spew("$cd/ping.json", encode_json({ auth => 'never',
+$h{c} = start_hostile('c');
+ok($h{c}{up}, 'hostile upstream c up');
+mode('c', 'ping', { auth => 'never',
     challenge => "Bearer realm=\"http://127.0.0.1:$h{a}{port}/token/ping\","
-                 . 'service="c"' }));
+                 . 'service="c"' });
 
 my $port = free_port();
 my $port2 = free_port();
@@ -125,7 +121,7 @@ my $ng = start_nginx(ports => [$port, $port2], http => <<"EOF");
     registry a.test    http://127.0.0.1:$h{a}{port} auth=client;
     registry b.test    http://127.0.0.1:$h{b}{port} auth=client;
     registry evil.test http://127.0.0.1:$h{b}{port};
-    registry c.test    http://127.0.0.1:$cport auth=client;
+    registry c.test    http://127.0.0.1:$h{c}{port} auth=client;
     server {
         listen 127.0.0.1:$port2;
         registry_default c.test;
@@ -266,6 +262,5 @@ unlike(slurp($ng->{error_log}),
 
 stop($ng->{pid});
 stop($h{$_}{pid}) for sort keys %h;
-stop($cpid);
 
 done_testing();

@@ -18,15 +18,12 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Digest::SHA qw(sha256_hex);
-use File::Path qw(make_path);
 use JSON::PP;
 use RegistryTest;
 
-my $hd = test_dir() . '/hostile';
-make_path("$hd/blobs", "$hd/manifests");
-my $hp = free_port();
-my $hostile = spawn(cmd => ['perl', "$ROOT/t/lib/hostile.pl", $hp, $hd]);
-ok(wait_port($hp, pid => $hostile), 'hostile upstream up');
+my $h = start_hostile('headers');
+ok($h->{up}, 'hostile upstream up');
+my ($hd, $hp) = @$h{qw(dir port)};
 
 sub blob {
     my ($name) = @_;
@@ -53,10 +50,7 @@ sub manifest {
     return ($digest, $json);
 }
 
-sub mode {
-    my ($mode, $spec) = @_;
-    spew("$hd/$mode.json", encode_json($spec));
-}
+sub mode { hostile_mode($h, $_[0], $_[1]) }
 
 my @evil = (
     'Set-Cookie: session=stolen; Path=/',

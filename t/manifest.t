@@ -15,7 +15,6 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Digest::SHA qw(sha256_hex);
-use File::Path qw(make_path);
 use JSON::PP;
 use MIME::Base64;
 use RegistryTest;
@@ -35,11 +34,9 @@ run_ok('skopeo', '--insecure-policy', 'copy', '--format', 'v2s1',
        '--dest-tls-verify=false', $img->{ref},
        "docker://$reg->{host}/library/native:1");
 
-my $hd = test_dir() . '/hostile';
-make_path("$hd/manifests");
-my $hp = free_port();
-my $hostile = spawn(cmd => ['perl', "$ROOT/t/lib/hostile.pl", $hp, $hd]);
-ok(wait_port($hp, pid => $hostile), 'hostile upstream up');
+my $h = start_hostile('manifest');
+ok($h->{up}, 'hostile upstream up');
+my ($hd, $hp) = @$h{qw(dir port)};
 
 my $port = free_port();
 my $ng = start_nginx(ports => [$port], http => <<"EOF");
@@ -126,7 +123,7 @@ unlike(slurp($ng->{error_log}), qr/digest mismatch|registry: manifest/,
 
 # --- schema 1 from a hostile upstream -----------------------------------------
 
-spew("$hd/s1.json", encode_json({ type => $s1 }));
+hostile_mode($h, 's1', { type => $s1 });
 
 # A tag pulled through the mirror is kept under its digest (the pulls
 # above): a body by that digest is asked upstream only once it is gone.
@@ -173,7 +170,7 @@ is(mismatches(), '2', '... counted');
 
 # --- mediaType ------------------------------------------------------------------
 
-spew("$hd/oci.json", encode_json({ type => "$oci; charset=utf-8" }));
+hostile_mode($h, 'oci', { type => "$oci; charset=utf-8" });
 
 sub hostile_manifest {
     my ($json) = @_;
@@ -223,7 +220,7 @@ for my $case (
 }
 
 # a tag manifest without Docker-Content-Digest: its mediaType still counts
-spew("$hd/notag.json", encode_json({ type => $oci }));
+hostile_mode($h, 'notag', { type => $oci });
 spew("$hd/manifests/latest", qq({"schemaVersion":2,"mediaType":"$index"}));
 $r = get('/v2/notag.test/x/manifests/latest');
 ok(!whole($r), 'tag manifest without a digest, mediaType an index: '
@@ -240,8 +237,7 @@ is($r->{status}, 502, 'a manifest over 4 MiB: refused');
 is(eval { $r->{json}{errors}[0]{code} }, 'UNAVAILABLE', '... OCI body');
 like(slurp($ng->{error_log}), qr/larger than 4 MiB/, '... the log says why');
 
-spew("$hd/chunked.json", encode_json({ type => $oci,
-                                       framing => 'chunked' }));
+hostile_mode($h, 'chunked', { type => $oci, framing => 'chunked' });
 $r = get("/v2/chunked.test/x/manifests/$bd");
 ok(!$r->{complete} && length $r->{body} < length $big,
    'chunked, over 4 MiB: cut short');
@@ -278,7 +274,7 @@ sub protected {
 # room enough in the body for what the protected header claims
 my $pad = '"pad":"' . ('x' x (4 * length $m->{body})) . '",';
 
-spew("$hd/forge.json", encode_json({ type => $s1 }));
+hostile_mode($h, 'forge', { type => $s1 });
 my $before = mismatches();
 my $k = 0;
 for my $case (
@@ -312,7 +308,7 @@ is(status($r), 'MISS', '... fetched, not a forged entry');
 
 # --- no mediaType: the members say what it is ----------------------------------
 
-spew("$hd/asindex.json", encode_json({ type => $index }));
+hostile_mode($h, 'asindex', { type => $index });
 spew("$hd/manifests/$mod", $mo);
 $before = mismatches();
 $r = get("/v2/asindex.test/x/manifests/$mod");

@@ -11,19 +11,15 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Digest::SHA qw(sha256_hex);
-use File::Path qw(make_path);
-use JSON::PP;
 use RegistryTest;
 
-my $hd = test_dir() . '/hostile';
-make_path("$hd/blobs");
-my $hp = free_port();
-my $hostile = spawn(cmd => ['perl', "$ROOT/t/lib/hostile.pl", $hp, $hd]);
-ok(wait_port($hp, pid => $hostile), 'hostile upstream up');
+my $h = start_hostile('range');
+ok($h->{up}, 'hostile upstream up');
+my ($hd, $hp) = @$h{qw(dir port)};
 # as distribution does, both say they serve ranges
-spew("$hd/bad.json", encode_json({ corrupt => 1,
-                                   headers => ['Accept-Ranges: bytes'] }));
-spew("$hd/good.json", encode_json({ headers => ['Accept-Ranges: bytes'] }));
+hostile_mode($h, 'bad', { corrupt => 1,
+                          headers => ['Accept-Ranges: bytes'] });
+hostile_mode($h, 'good', { headers => ['Accept-Ranges: bytes'] });
 
 my $data = join '', map { Digest::SHA::sha256("range $_") } 1 .. 16384;
 my $digest = 'sha256:' . sha256_hex($data);

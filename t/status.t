@@ -18,7 +18,6 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Digest::SHA qw(sha256_hex);
-use File::Path qw(make_path);
 use IO::Select;
 use IO::Socket::INET;
 use JSON::PP;
@@ -31,13 +30,11 @@ spew($file, join '', map { Digest::SHA::sha256("good $_") } 1 .. 2048);
 my $good = push_blob($reg, $file);
 my $good_data = slurp($file);
 
-my $hd = test_dir() . '/hostile';
-make_path("$hd/blobs", "$hd/manifests");
-my $hp = free_port();
-my $hostile = spawn(cmd => ['perl', "$ROOT/t/lib/hostile.pl", $hp, $hd]);
-ok(wait_port($hp, pid => $hostile), 'hostile upstream up');
+my $h = start_hostile('status');
+ok($h->{up}, 'hostile upstream up');
+my ($hd, $hp) = @$h{qw(dir port)};
 
-sub mode { spew("$hd/$_[0].json", encode_json($_[1])) }
+sub mode { hostile_mode($h, $_[0], $_[1]) }
 
 sub blob {
     my ($name) = @_;

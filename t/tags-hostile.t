@@ -15,16 +15,13 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Digest::SHA qw(sha256_hex);
-use File::Path qw(make_path);
 use JSON::PP;
 use Time::HiRes qw(time);
 use RegistryTest;
 
-my $hd = test_dir() . '/hostile';
-make_path("$hd/blobs", "$hd/manifests");
-my $hp = free_port();
-my $hostile = spawn(cmd => ['perl', "$ROOT/t/lib/hostile.pl", $hp, $hd]);
-ok(wait_port($hp, pid => $hostile), 'hostile upstream up');
+my $h = start_hostile('tags');
+ok($h->{up}, 'hostile upstream up');
+my ($hd, $hp) = @$h{qw(dir port)};
 
 # a manifest of its own for each name, served by digest and by tag
 sub manifest {
@@ -42,11 +39,8 @@ sub manifest {
     return ($d, $body);
 }
 sub tag { my ($t, $body) = @_; spew("$hd/manifests/$t", $body) }
-sub mode { my ($m, $spec) = @_; spew("$hd/$m.json", encode_json($spec)) }
-sub upstream {
-    my ($re) = @_;
-    return scalar grep { /$re/ } file_lines("$hd/requests.log");
-}
+sub mode { hostile_mode($h, $_[0], $_[1]) }
+sub upstream { hostile_asked($h, $_[0]) }
 
 my $journal = test_dir() . '/tag-history';
 my $port = free_port();
