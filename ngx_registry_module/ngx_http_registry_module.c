@@ -1349,44 +1349,61 @@ ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
  * of an upstream{} block, whatever name they were made for: a session a
  * server gave under one TLS name is offered under the next (its
  * certificate then fails that name's check), and a kept connection
- * checked for one name would carry another's requests.  So an https
- * region that names a block has that block to itself, or shares it only
- * under the same TLS name.
+ * checked for one name would carry another's requests.  So the block an
+ * https region reaches, found as proxy_pass finds it (a block has no
+ * port: a URL without one; a "proxy_pass https://host[:port]" elsewhere
+ * makes one with its port, 443 if none), is reached under one TLS name.
  */
+
+typedef struct {
+    ngx_http_upstream_srv_conf_t   *block;
+    ngx_http_registry_t            *registry;
+    ngx_http_registry_region_t     *region;
+} ngx_http_registry_tls_use_t;
+
 
 static ngx_int_t
 ngx_http_registry_tls_names(ngx_conf_t *cf,
     ngx_http_registry_main_conf_t *rmcf)
 {
     ngx_url_t                       u;
-    ngx_uint_t                      i, j, k, l;
+    ngx_uint_t                      i, j, k;
+    ngx_array_t                     uses;
     ngx_http_registry_t            *reg;
-    ngx_http_registry_region_t     *a, *b;
+    ngx_http_registry_region_t     *region;
     ngx_http_upstream_srv_conf_t  **uscfp;
     ngx_http_upstream_main_conf_t  *umcf;
+    ngx_http_registry_tls_use_t    *use, *a, *b;
 
     umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
     uscfp = umcf->upstreams.elts;
+
+    if (ngx_array_init(&uses, cf->temp_pool, 4,
+                       sizeof(ngx_http_registry_tls_use_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     reg = rmcf->registries.elts;
 
     for (i = 0; i < rmcf->registries.nelts; i++) {
-        a = reg[i].regions.elts;
+        region = reg[i].regions.elts;
 
         for (j = 0; j < reg[i].regions.nelts; j++) {
 
-            if (a[j].upstream.len < 8
-                || ngx_strncasecmp(a[j].upstream.data, (u_char *) "https://",
-                                   8) != 0)
+            if (region[j].upstream.len < 8
+                || ngx_strncasecmp(region[j].upstream.data,
+                                   (u_char *) "https://", 8)
+                   != 0)
             {
                 continue;
             }
 
-            /* the block proxy_pass would find for this URL, if any */
-
             ngx_memzero(&u, sizeof(ngx_url_t));
 
-            u.url.len = a[j].upstream.len - 8;
-            u.url.data = a[j].upstream.data + 8;
+            u.url.len = region[j].upstream.len - 8;
+            u.url.data = region[j].upstream.data + 8;
             u.default_port = 443;
             u.no_resolve = 1;
 
@@ -1399,47 +1416,60 @@ ngx_http_registry_tls_names(ngx_conf_t *cf,
                     && ((uscfp[k]->port == 0 && u.no_port)
                         || uscfp[k]->port == u.port)
                     && ngx_strncasecmp(uscfp[k]->host.data, u.host.data,
-                                       u.host.len) == 0)
+                                       u.host.len)
+                       == 0)
                 {
                     break;
                 }
             }
 
             if (k == umcf->upstreams.nelts) {
+                continue;           /* resolved at request time */
+            }
+
+            use = ngx_array_push(&uses);
+            if (use == NULL) {
+                return NGX_ERROR;
+            }
+
+            use->block = uscfp[k];
+            use->registry = &reg[i];
+            use->region = &region[j];
+        }
+    }
+
+    use = uses.elts;
+
+    for (i = 0; i < uses.nelts; i++) {
+        for (j = i + 1; j < uses.nelts; j++) {
+            a = &use[i];
+            b = &use[j];
+
+            if (a->block != b->block
+                || (a->region->ssl_name.len == b->region->ssl_name.len
+                    && ngx_strncasecmp(a->region->ssl_name.data,
+                                       b->region->ssl_name.data,
+                                       a->region->ssl_name.len)
+                       == 0))
+            {
                 continue;
             }
 
-            /* any other region of any registry through it, by its URL */
-
-            for (k = i; k < rmcf->registries.nelts; k++) {
-                b = reg[k].regions.elts;
-
-                for (l = (k == i) ? j + 1 : 0; l < reg[k].regions.nelts; l++) {
-
-                    if (b[l].upstream.len == a[j].upstream.len
-                        && ngx_strncasecmp(b[l].upstream.data,
-                                           a[j].upstream.data,
-                                           a[j].upstream.len) == 0
-                        && (b[l].ssl_name.len != a[j].ssl_name.len
-                            || ngx_strncasecmp(b[l].ssl_name.data,
-                                               a[j].ssl_name.data,
-                                               a[j].ssl_name.len) != 0))
-                    {
-                        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                                      "registry \"%V\" and registry \"%V\" "
-                                      "reach upstream \"%V\" under the TLS "
-                                      "names \"%V\" and \"%V\": nginx keeps "
-                                      "one TLS session and one set of idle "
-                                      "connections per server of a block, "
-                                      "whatever the name; give each name "
-                                      "its own upstream{} block",
-                                      &reg[i].name, &reg[k].name,
-                                      &u.host, &a[j].ssl_name,
-                                      &b[l].ssl_name);
-                        return NGX_ERROR;
-                    }
-                }
-            }
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "registry \"%V\" (%V) and registry \"%V\" (%V) "
+                          "reach one upstream, \"%V\" of %s:%ui, under the "
+                          "TLS names \"%V\" and \"%V\": nginx keeps one TLS "
+                          "session and one set of idle connections per "
+                          "server, whatever the name; give each name an "
+                          "upstream{} block of its own",
+                          &a->registry->name, &a->region->upstream,
+                          &b->registry->name, &b->region->upstream,
+                          &a->block->host,
+                          a->block->file_name ? a->block->file_name
+                                              : (u_char *) "nginx.conf",
+                          a->block->line, &a->region->ssl_name,
+                          &b->region->ssl_name);
+            return NGX_ERROR;
         }
     }
 

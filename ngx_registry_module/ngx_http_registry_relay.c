@@ -286,7 +286,7 @@ ngx_http_registry_relay_handler(ngx_http_request_t *r)
         }
     }
 
-    rc = ngx_http_registry_realm(r, &ctx->token_url, &ctx->region->origin,
+    rc = ngx_http_registry_realm(r, &ctx->token_url, ctx->region,
                                  &ctx->token_target);
 
     if (rc == NGX_AGAIN) {

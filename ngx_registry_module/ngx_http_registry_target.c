@@ -806,15 +806,16 @@ ngx_http_registry_redirects_left(ngx_http_request_t *r)
 
 /*
  * The token realm of an upstream's challenge, url with its arguments.  On
- * the registry's own origin (scheme, host and port of its URL) it is
- * trusted as the registry is, and fetched as named; anywhere else it is
- * an untrusted target.  NGX_OK, NGX_AGAIN or NGX_DECLINED as
+ * the region's own origin (scheme, Host and port) it is trusted as the
+ * region is, and fetched where the region's requests go (its upstream{}
+ * block, if it names one) with the realm's path; anywhere else it is an
+ * untrusted target.  NGX_OK, NGX_AGAIN or NGX_DECLINED as
  * ngx_http_registry_target_check() returns them; *tp holds the state.
  */
 
 ngx_int_t
 ngx_http_registry_realm(ngx_http_request_t *r, ngx_str_t *url,
-    ngx_str_t *origin, ngx_http_registry_target_t **tp)
+    ngx_http_registry_region_t *region, ngx_http_registry_target_t **tp)
 {
     ngx_int_t                    rc;
     ngx_pool_cleanup_t          *cln;
@@ -852,7 +853,7 @@ ngx_http_registry_realm(ngx_http_request_t *r, ngx_str_t *url,
 
         ngx_memzero(&reg, sizeof(ngx_http_registry_target_t));
 
-        rc = ngx_http_registry_target_split(r->pool, &reg, origin);
+        rc = ngx_http_registry_target_split(r->pool, &reg, &region->origin);
         if (rc == NGX_ERROR) {
             return NGX_ERROR;
         }
@@ -865,7 +866,17 @@ ngx_http_registry_realm(ngx_http_request_t *r, ngx_str_t *url,
                == 0)
         {
             /* as parsed and rebuilt, never the upstream's raw bytes */
-            t->url = t->absolute;
+
+            t->url.len = region->upstream.len + t->uri.len;
+            t->url.data = ngx_pnalloc(r->pool, t->url.len);
+            if (t->url.data == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(ngx_cpymem(t->url.data, region->upstream.data,
+                                  region->upstream.len),
+                       t->uri.data, t->uri.len);
+
             return NGX_OK;
         }
     }

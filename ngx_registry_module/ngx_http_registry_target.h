@@ -55,7 +55,7 @@ ngx_int_t ngx_http_registry_addr_allowed(struct sockaddr *sa,
     ngx_array_t *allow);
 ngx_uint_t ngx_http_registry_redirects_left(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_realm(ngx_http_request_t *r, ngx_str_t *url,
-    ngx_str_t *origin, ngx_http_registry_target_t **tp);
+    ngx_http_registry_region_t *region, ngx_http_registry_target_t **tp);
 ngx_int_t ngx_http_registry_realm_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 

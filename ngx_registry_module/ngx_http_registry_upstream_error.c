@@ -548,7 +548,7 @@ ngx_http_registry_upstream_error(ngx_http_request_t *r)
 
 fetch:
 
-    rc = ngx_http_registry_realm(r, &ctx->token_url, &ctx->region->origin,
+    rc = ngx_http_registry_realm(r, &ctx->token_url, ctx->region,
                                  &ctx->token_target);
 
     if (rc == NGX_AGAIN) {

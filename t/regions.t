@@ -54,6 +54,7 @@ for my $name ('apac', 'us') {
     wait_port($tport, pid => $ts) or die "token server $name did not start";
     my $reg = start_registry(config => token_auth($tport, $rd));
     $region{$name} = { dir => $rd, reg => $reg, token_log => "$rd/token.log",
+                       tport => $tport,
                        host => "registry-$name.test",
                        cert => make_cert($ca, "registry-$name.test") };
 }
@@ -62,9 +63,10 @@ for my $name ('apac', 'us') {
 # redirect to a blob host that refuses connections
 my $closed = free_port();
 my $other = make_cert($ca, 'someone-else.test');
+my $origin = make_cert($ca, 'origin-apac.test');
 my %fport = map { $_ => free_port() } keys %region;
 my $fronts = start_nginx(plain => 1, ports => [values %fport],
-                         http => join '', map { my $f = $region{$_}; <<"EOF" } sort keys %region);
+                         http => (join '', map { my $f = $region{$_}; <<"EOF" } sort keys %region)
     log_format front_$_ '\$host \$ssl_server_name "\$request" \$status';
     server {
         listen 127.0.0.1:$fport{$_} ssl default_server;
@@ -93,6 +95,31 @@ my $fronts = start_nginx(plain => 1, ports => [values %fport],
         }
     }
 EOF
+    . <<"EOF");
+    # apac's registry under a second name, origin-apac.test, whose realm is
+    # on that origin: /token there is apac's token service
+    map \$upstream_http_www_authenticate \$origin_challenge {
+        '~^Bearer realm="[^"]*"(?<rest>.*)\$'
+            'Bearer realm="https://origin-apac.test:$fport{apac}/token"\$rest';
+        default \$upstream_http_www_authenticate;
+    }
+    server {
+        listen 127.0.0.1:$fport{apac} ssl;
+        server_name origin-apac.test;
+        ssl_certificate $origin->[0];
+        ssl_certificate_key $origin->[1];
+        access_log \@DIR\@/origin.log front_apac;
+        location = /token {
+            proxy_pass http://127.0.0.1:$region{apac}{tport};
+        }
+        location / {
+            proxy_pass http://127.0.0.1:$region{apac}{reg}{port};
+            proxy_set_header Host \$host;
+            proxy_hide_header WWW-Authenticate;
+            add_header WWW-Authenticate \$origin_challenge always;
+        }
+    }
+EOF
 $region{$_}{log} = "$fronts->{dir}/$_.log" for keys %region;
 
 sub fail_region {
@@ -115,7 +142,7 @@ sub token_requests {
 }
 
 # the same images in both regions, each with its own credentials
-my @files = map { { "f$_" => "region layer $_\n" } } 1 .. 19;
+my @files = map { { "f$_" => "region layer $_\n" } } 1 .. 20;
 my $img = build_image(layers => \@files);
 my $tagged = build_image(layers => [{ t => "tagged, first\n" }]);
 for my $name (sort keys %region) {
@@ -130,7 +157,7 @@ my ($mhex) = $index->{manifests}[0]{digest} =~ /sha256:(\w+)/;
 my @blobs = map { $_->{digest} }
             @{ decode_json(slurp("$img->{layout}/blobs/sha256/$mhex"))
                ->{layers} };
-is(scalar @blobs, 19, 'the image has 19 layers, a fresh blob for each case');
+is(scalar @blobs, 20, 'the image has 20 layers, a fresh blob for each case');
 
 # --- the mirror --------------------------------------------------------------
 
@@ -184,6 +211,12 @@ my $mirror = start_nginx(ca => slurp($ca->{crt}),
     registry nodns.test https://nowhere.test;
     registry_region nodns.test https://us host=registry-us.test
                     credentials=$region{us}{dir}/credentials;
+
+    # apac under another name through a block of its own, the realm on
+    # that origin: fetched through the block (no DNS knows the name)
+    upstream apac3 { server 127.0.0.1:$fport{apac}; }
+    registry origin.test https://apac3 host=origin-apac.test:$fport{apac}
+             credentials=$region{apac}{dir}/credentials;
 
     # a server of a block down: nginx's own passive health in the block
     registry pool.test https://pool host=registry-apac.test
@@ -291,16 +324,37 @@ like(slurp($mirror->{error_log}), qr/certificate|SSL/i,
         return run_out($NGINX, '-t', '-c', $bad, '-e', '/dev/null');
     };
     make_path(test_dir() . '/tmp');
-    my $refused = qr/registry "a\.test" and registry "b\.test" reach upstream "blk" under the TLS names "a\.example" and "b\.example"/;
+    my $refused = sub {
+        my ($a, $b, $block) = @_;
+        return qr/registry "a\.test" \(\Q$a\E\) and registry "b\.test" \(\Q$b\E\) reach one upstream, "\Q$block\E" of \S+names\.conf:\d+, under the TLS names "a\.example" and "b\.example"/;
+    };
     like($t->("registry a.test https://blk host=a.example;\n"
               . "registry b.test https://blk host=b.example;"),
-         $refused, 'nginx -t refuses one block under two TLS names');
+         $refused->('https://blk', 'https://blk', 'blk'),
+         'nginx -t refuses one block under two TLS names, naming the '
+         . 'URLs and where the block is');
     like($t->("registry a.test https://blk host=a.example;\n"
               . "registry b.test https://blk2 host=b.example;\n"
               . "registry_region b.test https://BLK host=b.example:8443;"),
-         $refused,
+         $refused->('https://blk', 'https://BLK', 'blk'),
          '... a region of another registry too (the port of Host is not '
          . 'in the name)');
+    my $literal = "server { listen 127.0.0.1:2; location / { "
+                  . "proxy_pass https://127.0.0.1:3; } }\n";
+    like($t->("registry a.test https://127.0.0.1:3 host=a.example;\n"
+              . "registry b.test https://127.0.0.1:03 host=b.example;\n"
+              . $literal),
+         $refused->('https://127.0.0.1:3', 'https://127.0.0.1:03',
+                    '127.0.0.1'),
+         '... an address a literal proxy_pass made a block of, its port '
+         . 'written two ways');
+    like($t->("registry a.test https://127.0.0.1 host=a.example;\n"
+              . "registry b.test https://127.0.0.1:443/p host=b.example;\n"
+              . "server { listen 127.0.0.1:2; location / { "
+              . "proxy_pass https://127.0.0.1; } }\n"),
+         $refused->('https://127.0.0.1', 'https://127.0.0.1:443',
+                    '127.0.0.1'),
+         '... 443 implied and written');
     like($t->("registry a.test https://blk host=a.example;\n"
               . "registry_region a.test https://blk2 host=a.example;\n"
               . "registry b.test https://blk host=a.example:443;\n"
@@ -310,10 +364,10 @@ like(slurp($mirror->{error_log}), qr/certificate|SSL/i,
     like($t->("registry a.test http://blk host=a.example;\n"
               . "registry b.test http://blk host=b.example;"),
          qr/test is successful/, 'control: plain http, two Host names');
-    like($t->("registry a.test https://127.0.0.1:1 host=a.example;\n"
-              . "registry b.test https://127.0.0.1:1 host=b.example;"),
-         qr/test is successful/, 'control: an address, not a block, under '
-         . 'two names');
+    like($t->("registry a.test https://127.0.0.1:3 host=a.example;\n"
+              . "registry b.test https://127.0.0.1:3 host=b.example;"),
+         qr/test is successful/, 'control: an address no block is made '
+         . 'of, under two names');
 }
 
 # each region's own credentials and token service; tokens per region host
@@ -415,6 +469,19 @@ like(slurp($mirror->{error_log}), qr/no region is left/,
      '... after every region was tried');
 fail_region('us', 0);
 fail_region('apac', 0);
+
+# a realm on the region's origin: through the region's block, with the
+# origin's name as Host and TLS name, never resolved
+my $tokens = token_requests('apac');
+$r = blob_get('origin.test', $blobs[19]);
+is($r->{status}, 200, 'a realm on the region\'s origin: the blob');
+is(at_least($tokens + 1, sub { token_requests('apac') }), $tokens + 1,
+   '... one token, from the realm on the origin');
+ok(eventually(sub { grep { /^origin-apac\.test origin-apac\.test "GET \/token\?/ }
+                   file_lines("$fronts->{dir}/origin.log") }),
+   '... fetched through the block, the origin\'s name as Host and TLS name');
+unlike(slurp($mirror->{error_log}), qr/origin-apac\.test could not be resolved/,
+       '... never resolved');
 
 # a region stopped: a whole pull, skopeo, apac's clients
 stop($region{apac}{reg}{pid});
