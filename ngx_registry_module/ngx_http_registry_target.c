@@ -823,6 +823,12 @@ ngx_http_registry_realm(ngx_http_request_t *r, ngx_str_t *url,
 
     t = *tp;
 
+    /* asked again (the relay is, after its subrequest): as decided */
+
+    if (t && t->origin) {
+        return NGX_OK;
+    }
+
     if (t == NULL) {
         cln = ngx_pool_cleanup_add(r->pool,
                                    sizeof(ngx_http_registry_target_t));
@@ -865,7 +871,15 @@ ngx_http_registry_realm(ngx_http_request_t *r, ngx_str_t *url,
             && ngx_strncasecmp(reg.name.data, t->name.data, t->name.len)
                == 0)
         {
-            /* as parsed and rebuilt, never the upstream's raw bytes */
+            /*
+             * The path and arguments as parsed and rebuilt, never the
+             * upstream's raw bytes; Host and the TLS name the region's,
+             * not the realm's spelling of them.
+             */
+
+            t->origin = 1;
+            t->host = region->host;
+            t->name = region->ssl_name;
 
             t->url.len = region->upstream.len + t->uri.len;
             t->url.data = ngx_pnalloc(r->pool, t->url.len);
@@ -897,7 +911,8 @@ failed:
 
 /*
  * In the token subrequest: $registry_token_url (data 0), the realm's
- * checked address or, on the registry's origin, the realm itself;
+ * checked address or, on the region's origin, the region's upstream and
+ * the realm's path;
  * $registry_token_host (1) and $registry_token_name (2).
  */
 

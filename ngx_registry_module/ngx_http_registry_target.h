@@ -43,6 +43,8 @@ struct ngx_http_registry_target_s {
     unsigned                      busy:1;
     unsigned                      done:1;
     unsigned                      waiting:1;
+    unsigned                      origin:1;  /* a realm on the region's
+                                                origin: not checked */
 };
 
 

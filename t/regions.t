@@ -28,6 +28,7 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use JSON::PP;
+use MIME::Base64;
 use File::Path qw(make_path);
 use RegistryTest;
 
@@ -97,10 +98,12 @@ my $fronts = start_nginx(plain => 1, ports => [values %fport],
 EOF
     . <<"EOF");
     # apac's registry under a second name, origin-apac.test, whose realm is
-    # on that origin: /token there is apac's token service
+    # on that origin (spelled otherwise): /token there is apac's token
+    # service; Host as it came
+    log_format origin '\$http_host \$ssl_server_name "\$request" \$status';
     map \$upstream_http_www_authenticate \$origin_challenge {
         '~^Bearer realm="[^"]*"(?<rest>.*)\$'
-            'Bearer realm="https://origin-apac.test:$fport{apac}/token"\$rest';
+            'Bearer realm="https://ORIGIN-apac.test:0$fport{apac}/token"\$rest';
         default \$upstream_http_www_authenticate;
     }
     server {
@@ -108,7 +111,7 @@ EOF
         server_name origin-apac.test;
         ssl_certificate $origin->[0];
         ssl_certificate_key $origin->[1];
-        access_log \@DIR\@/origin.log front_apac;
+        access_log \@DIR\@/origin.log origin;
         location = /token {
             proxy_pass http://127.0.0.1:$region{apac}{tport};
         }
@@ -217,6 +220,8 @@ my $mirror = start_nginx(ca => slurp($ca->{crt}),
     upstream apac3 { server 127.0.0.1:$fport{apac}; }
     registry origin.test https://apac3 host=origin-apac.test:$fport{apac}
              credentials=$region{apac}{dir}/credentials;
+    registry originc.test https://apac3 host=origin-apac.test:$fport{apac}
+             auth=client;
 
     # a server of a block down: nginx's own passive health in the block
     registry pool.test https://pool host=registry-apac.test
@@ -228,6 +233,9 @@ my $mirror = start_nginx(ca => slurp($ca->{crt}),
         proxy_connect_timeout 2s;
         proxy_read_timeout 2s;
         registry_region_first \$client_region;
+        location = /_registry/auth {
+            registry_auth_relay;
+        }
 $MIRROR_PARAMS
     }
     server {
@@ -477,11 +485,28 @@ $r = blob_get('origin.test', $blobs[19]);
 is($r->{status}, 200, 'a realm on the region\'s origin: the blob');
 is(at_least($tokens + 1, sub { token_requests('apac') }), $tokens + 1,
    '... one token, from the realm on the origin');
-ok(eventually(sub { grep { /^origin-apac\.test origin-apac\.test "GET \/token\?/ }
+ok(eventually(sub { grep { /^origin-apac\.test:$fport{apac} origin-apac\.test "GET \/token\?/ }
                    file_lines("$fronts->{dir}/origin.log") }),
-   '... fetched through the block, the origin\'s name as Host and TLS name');
-unlike(slurp($mirror->{error_log}), qr/origin-apac\.test could not be resolved/,
-       '... never resolved');
+   '... fetched through the block, the region\'s Host and TLS name (not '
+   . 'the realm\'s spelling)');
+
+# the same through the token relay of an auth=client registry: the realm
+# is asked twice there (before and after its subrequest)
+$tokens = token_requests('apac');
+$r = http_get($port, '/_registry/auth?service=originc.test'
+              . '&scope=repository:private/app:pull',
+              headers => ['Authorization: Basic '
+                          . encode_base64('user-apac:secret-apac', '')]);
+is($r->{status}, 200, 'the relay, a realm on the region\'s origin: 200');
+like($r->{body}, qr/"token"/, '... a token');
+is(at_least($tokens + 1, sub { token_requests('apac') }), $tokens + 1,
+   '... from the realm on the origin');
+unlike(slurp($mirror->{error_log}),
+       qr/origin-apac\.test could not be resolved|token realm .* not fetched/,
+       '... never resolved, never refused');
+is(at_least(2, sub { scalar grep { /^origin-apac\.test:$fport{apac} origin-apac\.test "GET \/token\?/ }
+                     file_lines("$fronts->{dir}/origin.log") }), 2,
+   '... through the block, the region\'s Host and TLS name');
 
 # a region stopped: a whole pull, skopeo, apac's clients
 stop($region{apac}{reg}{pid});
