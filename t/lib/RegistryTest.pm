@@ -91,13 +91,30 @@ sub file_lines {
     return grep { length } split /\n/, slurp($f);
 }
 
+# A port for a server of the test to listen on, never one handed out
+# before in this process (a port kept closed on purpose, or not bound
+# yet, would otherwise come back: the kernel's port 0 is random), and
+# below the kernel's ephemeral range (32768 up), where nginx's and the
+# clients' outgoing connections take their local ports: one of those
+# could hold the port by the time the server binds it.  Random from
+# /dev/urandom, not rand(): fuzz tests seed rand with a constant.
+my %given;
+
 sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Proto => 'tcp', Listen => 1)
-        or die "no free port: $!";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
+    open my $rnd, '<:raw', '/dev/urandom' or die "/dev/urandom: $!";
+    for (1 .. 1000) {
+        read($rnd, my $b, 2) == 2 or die "/dev/urandom: $!";
+        my $port = 20000 + unpack('n', $b) % 12000;
+        next if $given{$port};
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                      LocalPort => $port, Proto => 'tcp',
+                                      Listen => 1)
+            or next;
+        close $s;
+        $given{$port} = 1;
+        return $port;
+    }
+    die 'no free port in 20000-31999';
 }
 
 # Polls until a TCP connect succeeds; bounded, and gives up at once when
@@ -276,16 +293,17 @@ sub registry_requests {
 }
 
 # Wraps the inside of an http{} block into a whole nginx.conf for a test:
-# 2 workers, logs, temp files and the cache (zone "registry") in the test
-# folder.
+# 2 workers (or "workers"), logs, temp files and the cache (zone
+# "registry") in the test folder.
 sub nginx_conf {
     my ($http, %o) = @_;
+    my $workers = $o{workers} // 2;
     my $user = $> == 0 ? 'user www-data;' : '';
     my $load = $o{plain} ? '' : 'load_module ' . module_path() . ';';
     return <<"CONF";
 $load
 $user
-worker_processes 2;
+worker_processes $workers;
 pid \@DIR\@/nginx.pid;
 error_log \@DIR\@/error.log info;
 events { worker_connections 1024; }
@@ -314,7 +332,8 @@ sub start_nginx {
     my $d = $o{dir} // test_dir() . '/nginx-' . ++$seq;
     make_path("$d/tmp");
     chmod 0755, $d;
-    my $conf = $o{conf} // nginx_conf($o{http}, plain => $o{plain});
+    my $conf = $o{conf} // nginx_conf($o{http}, plain => $o{plain},
+                                      workers => $o{workers});
     $conf =~ s/\@DIR\@/$d/g;
     spew("$d/nginx.conf", $conf);
     # registry_params verifies upstream certificates against this file
