@@ -54,7 +54,12 @@ my $out = run_out('ctr', '-a', $sock, '-n', 'registry-test', 'images',
 is($?, 0, "ctr images pull $name/team/app:1 through the mirror")
     or diag($out);
 
-my @log = file_lines($ng->{access_log});
+# (nginx logs a request once its last byte is written, which can be
+# just after ctr has it and is gone: read with a bounded wait)
+my @log;
+eventually(sub {
+    @log = file_lines($ng->{access_log});
+    grep({ m{"GET /v2/team/app/blobs/sha256:\w+\?ns=} && / 200 / } @log) >= 3 });
 ok(grep({ m{"HEAD /v2/team/app/manifests/1\?ns=127\.0\.0\.1%3A$reg->{port} }
         && / 200 / } @log),
    'containerd resolved the tag with ns=127.0.0.1%3A<port>: 200')

@@ -343,7 +343,10 @@ subtest 'point 4: a digest of another repository is not served' => sub {
     my $p = Edge::pull($e, $t, $img{team_b}, who => 'tess');
     ok($p->{ok}, 'tess pulls team-b/secret:1 (B cached)')
         or diag explain $p->{status};
-    ok(cached_digest($e->{mirror}, $B), 'B is in the cache');
+    # (renamed into place as the fill ends, which can be just after
+    # the client has the last byte)
+    ok(eventually(sub { cached_digest($e->{mirror}, $B) }),
+       'B is in the cache');
     my @alice = (who => 'alice', headers => [Edge::bearer($alice)]);
     for my $method ('GET', 'HEAD') {
         refused(req($method, "/v2/team-a/app/blobs/$B", @alice), 404,
@@ -425,6 +428,10 @@ subtest 'point 7: wrong, expired, tampered and revoked credentials' => sub {
     my $direct = Edge::direct_token($e, 'alice', 'alice-pw',
                                     'repository:team-a/app:pull');
     my $m = Edge::mark($e);
+    # a decision kept "2 s" lives until the second after next begins:
+    # taken just after a second begins, it lives nearly 2 s, room for
+    # the restart below
+    wait_until(int(time) + 1.02);
     my $t0 = time;
     $r = req('GET', "/v2/team-a/app/blobs/$A", who => 'alice',
              headers => [Edge::bearer($direct)]);

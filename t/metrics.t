@@ -171,7 +171,15 @@ is(scalar keys %pids, 2, 'both workers answered the traffic');
 
 # --- /metrics: exact values -------------------------------------------------
 
-my %front = map { $_ => front_log($_) } @names;
+# (a front logs once its answer has gone, which can be after the mirror
+# has answered our client: read with a bounded wait for the lines the
+# traffic makes, 7 at hub and 1 at each other front but down)
+my %front;
+eventually(sub {
+    %front = map { $_ => front_log($_) } @names;
+    my %lines = (hub => 7, limited => 1, bad => 1, redir => 1, down => 0);
+    !grep { scalar(file_lines("$front->{dir}/$_.log")) < $lines{$_} } @names;
+});
 my $blob_bytes = $body{cache} / 2;
 
 # every counter that should not be 0; any other is 0

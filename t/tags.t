@@ -46,8 +46,11 @@ my $front = start_nginx(ports => [$fport], http => $front_http, plain => 1);
 my @fronts = ($front);
 
 # A registry whose HEAD answers name no digest (the front hides it).
+# One worker: its log's order is the order of the requests (with two, the
+# GET's worker could write its line before the HEAD's).
 my $nport = free_port();
-my $nodigest = start_nginx(ports => [$nport], plain => 1, http => <<"EOF");
+my $nodigest = start_nginx(ports => [$nport], plain => 1, workers => 1,
+                           http => <<"EOF");
     log_format front '\$request_method \$request_uri \$status';
     server {
         listen 127.0.0.1:$nport;
